@@ -1,0 +1,101 @@
+package middleware
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Authenticator is what an authentication stage installs on the Session.
+// The terminal handler asks it which methods it accepts and hands it the
+// RFC 1929 credentials; it never sees a password itself.
+type Authenticator interface {
+	// Accepts reports whether the client may use method m.
+	Accepts(m Method) bool
+	// Authenticate checks a user name and password. It returns the user's
+	// role, or an error wrapping ErrBadCredentials. It must not log the
+	// password.
+	Authenticate(ctx context.Context, user, password string) (Role, error)
+}
+
+// Credentials is the live user table as stages see it (Params.Users). It is
+// immutable: a change of users compiles a new chain with a new table.
+type Credentials interface {
+	// Verify checks a password in constant time and returns the user's role.
+	Verify(user, password string) (Role, bool)
+	// Len is the number of users.
+	Len() int
+}
+
+// AnonymousAccess is implemented by a stage that can let clients in without
+// credentials (method 0x00). The engine asks it at start-up to refuse a
+// configuration in which nobody could use the proxy.
+type AnonymousAccess interface {
+	AllowsAnonymous() bool
+}
+
+// Stat is one statistic, a key: value line of PCTP's STATS.
+type Stat struct {
+	Key   string
+	Value int64
+}
+
+// StatsSource is implemented by a stage that contributes to STATS.
+// Stats must be safe to call concurrently with traffic.
+type StatsSource interface {
+	Stats() []Stat
+}
+
+// Record is one finished connection, as PCTP's LOGS and the connection log
+// keep it.
+type Record struct {
+	ID        uint64
+	Time      time.Time // when the connection was accepted
+	User      string    // "" when there was none
+	Client    netip.AddrPort
+	Command   Command
+	Target    Target // as the client asked
+	Reply     Reply
+	ReplySent bool
+	Bytes     int64 // both directions
+	AuthState AuthState
+	Duration  time.Duration
+}
+
+// RecordOf returns the record of a finished session.
+func RecordOf(s *Session) Record {
+	return Record{
+		ID:        s.ID,
+		Time:      s.Start,
+		User:      s.User,
+		Client:    s.Client,
+		Command:   s.Command,
+		Target:    s.Target,
+		Reply:     s.Reply,
+		ReplySent: s.ReplySent,
+		Bytes:     s.Bytes(),
+		AuthState: s.AuthState,
+		Duration:  s.Duration(),
+	}
+}
+
+// LogSource is implemented by a stage that keeps connection records (LOGS).
+type LogSource interface {
+	// Records returns up to n records, newest first; n <= 0 means all.
+	Records(n int) []Record
+}
+
+// Setting is one live setting of a stage, as PCTP's CONFIG lists it.
+type Setting struct {
+	Key   string // the key in the stage's YAML entry
+	Value string // its current value
+	Help  string // one line
+}
+
+// Tunable is implemented by a stage whose settings may be read and changed
+// while the proxy runs (PCTP CONFIG). A change is applied by rebuilding the
+// stage from its configuration with the new value, so New validates it; a
+// Tunable stage only lists which keys may change.
+type Tunable interface {
+	Settings() []Setting
+}

@@ -1,0 +1,18 @@
+package middleware
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrBadCredentials is returned by an Authenticator for a wrong user
+	// name or password.
+	ErrBadCredentials = errors.New("middleware: bad credentials")
+	// ErrUnknownRole is returned by ParseRole.
+	ErrUnknownRole = errors.New("middleware: unknown role (want admin or basic)")
+	// ErrUnknownKey is wrapped by Decode when a configuration key is not
+	// known to the stage.
+	ErrUnknownKey = errors.New("middleware: unknown key")
+	// ErrBadValue is wrapped by Decode and by stages for a value of the
+	// wrong type or out of range.
+	ErrBadValue = errors.New("middleware: bad value")
+)

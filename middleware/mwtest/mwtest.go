@@ -1,0 +1,119 @@
+// Package mwtest has fakes for testing a middleware stage without the
+// engine: parameters, a user table, a session over an in-memory conn and a
+// scripted terminal handler.
+package mwtest
+
+import (
+	"context"
+	"crypto/subtle"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Users is a fake user table: name → password and role.
+type Users map[string]struct {
+	Password string
+	Role     middleware.Role
+}
+
+// Verify implements middleware.Credentials.
+func (u Users) Verify(name, password string) (middleware.Role, bool) {
+	e, ok := u[name]
+	if !ok || subtle.ConstantTimeCompare([]byte(e.Password), []byte(password)) != 1 {
+		return 0, false
+	}
+	return e.Role, true
+}
+
+// Len implements middleware.Credentials.
+func (u Users) Len() int { return len(u) }
+
+var _ middleware.Credentials = Users(nil)
+
+// Params returns parameters for a stage named name with configuration cfg,
+// a fresh shared pool and an empty user table.
+func Params(name string, cfg map[string]any) middleware.Params {
+	return middleware.Params{
+		Name:   name,
+		Config: cfg,
+		Logger: hclog.NewNullLogger(),
+		Shared: middleware.NewShared(),
+		Users:  Users{},
+	}
+}
+
+// New builds a stage of the registered type typ with configuration cfg.
+func New(t testing.TB, typ string, p middleware.Params) middleware.Middleware {
+	t.Helper()
+	info, ok := middleware.Lookup(typ)
+	if !ok {
+		t.Fatalf("stage type %q is not registered", typ)
+	}
+	mw, err := info.New(p)
+	if err != nil {
+		t.Fatalf("New(%s): %v", typ, err)
+	}
+	return mw
+}
+
+// Session returns a session whose client conn is one end of an in-memory
+// pipe; the other end is returned for the test to play the client. Both are
+// closed when the test ends.
+func Session(t testing.TB) (*middleware.Session, net.Conn) {
+	t.Helper()
+	server, client := net.Pipe()
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return &middleware.Session{
+		ID:     1,
+		Start:  time.Now(),
+		Client: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Logger: hclog.NewNullLogger(),
+		Conn:   server,
+		Dialer: &net.Dialer{},
+	}, client
+}
+
+// Terminal is a scripted terminal handler: it records the session it was
+// given and then applies Facts to it, as the engine would after a handshake.
+type Terminal struct {
+	// Facts, if set, fills the session's final facts (user, reply, bytes...).
+	Facts func(s *middleware.Session)
+	// Err is returned by ServeConn.
+	Err error
+
+	mu   sync.Mutex
+	seen []*middleware.Session
+}
+
+// ServeConn implements middleware.Handler.
+func (tm *Terminal) ServeConn(_ context.Context, s *middleware.Session) error {
+	tm.mu.Lock()
+	tm.seen = append(tm.seen, s)
+	tm.mu.Unlock()
+	if tm.Facts != nil {
+		tm.Facts(s)
+	}
+	if s.End.IsZero() {
+		s.End = time.Now()
+	}
+	return tm.Err
+}
+
+// Seen returns the sessions the terminal handler was called with.
+func (tm *Terminal) Seen() []*middleware.Session {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return append([]*middleware.Session(nil), tm.seen...)
+}
+
+// Serve runs one session through mw and the terminal handler.
+func Serve(ctx context.Context, mw middleware.Middleware, tm middleware.Handler, s *middleware.Session) error {
+	return mw.Wrap(tm).ServeConn(ctx, s)
+}

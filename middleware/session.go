@@ -1,0 +1,211 @@
+package middleware
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Session is one SOCKS connection as it flows through the chain.
+//
+// The engine creates it when a connection is accepted and fills the fields
+// marked "set by the listener". Stages set the fields marked "configure"
+// before calling next. The terminal handler fills the fields marked "fact" as
+// the connection proceeds; they are final when next returns, and stages read
+// them then. Fields are not synchronised unless their type says so: the
+// byte counters are atomics because the relay updates them while other
+// goroutines (statistics) read them.
+type Session struct {
+	// ID identifies the connection in logs and records (set by the listener).
+	ID uint64
+	// Start is when the connection was accepted (set by the listener).
+	Start time.Time
+	// Client is the client's address. It is the one place a stage reads it;
+	// a listener wrapper (e.g. PROXY protocol) may replace it (set by the listener).
+	Client netip.AddrPort
+	// Logger is named for the connection, with its id and client (set by the listener).
+	Logger hclog.Logger
+
+	// Conn is the client side. A stage may replace it with a wrapper
+	// (configure); the relay then copies through a buffer instead of letting
+	// the kernel splice.
+	Conn net.Conn
+	// Dialer opens outbound connections. A stage may wrap it to filter,
+	// observe or redirect dials (configure). Never nil when next is called.
+	Dialer Dialer
+	// Auth decides the accepted methods and checks credentials (configure).
+	// When nil, the terminal handler accepts no method at all (fail closed).
+	Auth Authenticator
+	// IOSize is the relay buffer size in bytes (configure). Zero means the
+	// engine's default.
+	IOSize int
+
+	// User is the authenticated user name, "" when there was none (fact).
+	User string
+	// Role is the authenticated user's role (fact).
+	Role Role
+	// AuthState says how the client authenticated (fact).
+	AuthState AuthState
+	// Command is the SOCKS command the client asked for (fact).
+	Command Command
+	// Target is the destination exactly as the client asked (fact).
+	Target Target
+	// Reply is the RFC 1928 REP code sent to the client (fact). ReplySent
+	// reports whether any reply was sent at all.
+	Reply     Reply
+	ReplySent bool
+	// Bound is the outbound socket's local address, sent as BND.ADDR (fact).
+	Bound netip.AddrPort
+	// Up counts bytes relayed from client to target, Down from target to
+	// client. The relay updates them per chunk, so they are live (fact).
+	Up, Down atomic.Int64
+	// End is when the connection finished (fact, set before the terminal
+	// handler returns).
+	End time.Time
+}
+
+// Bytes returns the bytes relayed so far in both directions.
+func (s *Session) Bytes() int64 { return s.Up.Load() + s.Down.Load() }
+
+// Duration is how long the session lasted, or has lasted so far.
+func (s *Session) Duration() time.Duration {
+	if s.End.IsZero() {
+		return time.Since(s.Start)
+	}
+	return s.End.Sub(s.Start)
+}
+
+// Dialer opens outbound connections; *net.Dialer satisfies it.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Target is a SOCKS destination as the client sent it: either an IP address
+// or a domain name, and a port.
+type Target struct {
+	// Addr is set when the client sent an IPv4 or IPv6 address.
+	Addr netip.Addr
+	// Name is set when the client sent a domain name.
+	Name string
+	Port uint16
+}
+
+// Host returns the address or name as the client asked for it.
+func (t Target) Host() string {
+	if t.Name != "" {
+		return t.Name
+	}
+	if !t.Addr.IsValid() {
+		return ""
+	}
+	return t.Addr.String()
+}
+
+// String returns host:port, bracketing IPv6 addresses.
+func (t Target) String() string {
+	return net.JoinHostPort(t.Host(), strconv.Itoa(int(t.Port)))
+}
+
+// Role is a user's role.
+type Role uint8
+
+// Roles. ADMIN users may also log in to the PCTP admin port.
+const (
+	RoleBasic Role = iota + 1
+	RoleAdmin
+)
+
+// String returns "Admin" or "Basic", as PCTP's LIST prints them.
+func (r Role) String() string {
+	switch r {
+	case RoleAdmin:
+		return "Admin"
+	case RoleBasic:
+		return "Basic"
+	}
+	return "None"
+}
+
+// ParseRole accepts admin or basic in any case.
+func ParseRole(s string) (Role, error) {
+	switch {
+	case strings.EqualFold(s, "admin"):
+		return RoleAdmin, nil
+	case strings.EqualFold(s, "basic"):
+		return RoleBasic, nil
+	}
+	return 0, ErrUnknownRole
+}
+
+// AuthState says how a client authenticated, as PCTP's LOGS prints it.
+type AuthState uint8
+
+// Authentication states. AuthNone means the handshake never got as far as
+// choosing a method.
+const (
+	AuthNone AuthState = iota
+	AuthNoAuth
+	AuthOK
+	AuthFailed
+)
+
+// String returns the LOGS field: Auth, NoAuth or Failed ("-" for none).
+func (a AuthState) String() string {
+	switch a {
+	case AuthNoAuth:
+		return "NoAuth"
+	case AuthOK:
+		return "Auth"
+	case AuthFailed:
+		return "Failed"
+	}
+	return "-"
+}
+
+// Command is an RFC 1928 command.
+type Command uint8
+
+// RFC 1928 commands.
+const (
+	CmdConnect      Command = 0x01
+	CmdBind         Command = 0x02
+	CmdUDPAssociate Command = 0x03
+)
+
+// String names the command.
+func (c Command) String() string {
+	switch c {
+	case CmdConnect:
+		return "CONNECT"
+	case CmdBind:
+		return "BIND"
+	case CmdUDPAssociate:
+		return "UDP"
+	case 0:
+		return "-"
+	}
+	return "0x" + strconv.FormatUint(uint64(c), 16)
+}
+
+// Method is an RFC 1928 authentication method.
+type Method uint8
+
+// Methods socks5d knows.
+const (
+	MethodNoAuth       Method = 0x00
+	MethodPassword     Method = 0x02
+	MethodNoAcceptable Method = 0xFF
+)
+
+// User is a user as an administrator sees it: a name and a role, never the
+// password.
+type User struct {
+	Name string
+	Role Role
+}

@@ -1,0 +1,28 @@
+package middleware
+
+import "sync"
+
+// Shared keeps state that must outlive a rebuild of the chain: counters, a
+// log ring, rate limiters. The chain is rebuilt on every live change, and
+// each rebuild calls New again; a stage finds its state here under its name
+// instead of keeping it in the stage value. Values synchronise themselves.
+type Shared struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// NewShared returns an empty pool.
+func NewShared() *Shared { return &Shared{m: map[string]any{}} }
+
+// Get returns the value stored under key, creating it with create the first
+// time. create runs under the pool's lock and must be quick.
+func Get[T any](p *Shared, key string, create func() T) T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.m[key].(T); ok {
+		return v
+	}
+	v := create()
+	p.m[key] = v
+	return v
+}

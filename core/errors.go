@@ -1,0 +1,44 @@
+package core
+
+import "errors"
+
+// Sentinel errors. Wire errors describe what a client sent; the others what
+// a configuration or a change asked for.
+var (
+	// ErrVersion: the client's VER is not 5 (or 1 in RFC 1929).
+	ErrVersion = errors.New("core: unsupported SOCKS version")
+	// ErrAuthVersion: the RFC 1929 subnegotiation version is not 1.
+	ErrAuthVersion = errors.New("core: unsupported authentication version")
+	// ErrNoMethods: the greeting offers no method at all.
+	ErrNoMethods = errors.New("core: no authentication method offered")
+	// ErrNoAcceptableMethod: none of the offered methods is accepted.
+	ErrNoAcceptableMethod = errors.New("core: no acceptable authentication method")
+	// ErrAddressType: the request's ATYP is unknown.
+	ErrAddressType = errors.New("core: address type not supported")
+	// ErrEmptyDomain: a domain name of length 0.
+	ErrEmptyDomain = errors.New("core: empty domain name")
+	// ErrMessageTooLong: a handshake message exceeds the protocol's bounds.
+	ErrMessageTooLong = errors.New("core: handshake message too long")
+	// ErrAuthFailed: RFC 1929 authentication failed.
+	ErrAuthFailed = errors.New("core: authentication failed")
+	// ErrUserDeleted: the session's user was deleted while it was open.
+	ErrUserDeleted = errors.New("core: user deleted")
+
+	// ErrConfig is wrapped by every configuration error.
+	ErrConfig = errors.New("core: bad configuration")
+	// ErrUserExists: adding a user whose name is taken.
+	ErrUserExists = errors.New("core: user exists")
+	// ErrNoSuchUser: deleting or changing a user that does not exist.
+	ErrNoSuchUser = errors.New("core: no such user")
+	// ErrLastAdmin: the change would leave no ADMIN user.
+	ErrLastAdmin = errors.New("core: cannot remove the last admin")
+	// ErrBadUser: a user name or password outside 1–255 octets.
+	ErrBadUser = errors.New("core: user names and passwords must be 1-255 octets")
+	// ErrUnknownSetting: CONFIG names a key no stage exposes.
+	ErrUnknownSetting = errors.New("core: unknown setting")
+	// ErrNobodyCanConnect: no users and no stage allows anonymous access.
+	ErrNobodyCanConnect = errors.New("core: no users and anonymous access is off: nobody could use the proxy")
+
+	// errShort: the buffer holds only part of a message (internal).
+	errShort = errors.New("core: short message")
+)

@@ -1,0 +1,280 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/proxy"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Test-only stages, registered the way any stage is. Core's tests cannot use
+// the builtin stages (core never imports builtin), so these stand in.
+func init() {
+	middleware.Register(middleware.Info{Type: "test.auth", New: newTestAuth})
+	middleware.Register(middleware.Info{Type: "test.iosize", New: newTestIOSize})
+	middleware.Register(middleware.Info{Type: "test.dial", New: newTestDial})
+	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
+	middleware.Register(middleware.Info{Type: "test.after", New: newTestWrap, After: []string{"test.auth"}})
+	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
+}
+
+// testAuth checks users against the live table; anonymous: true lets
+// clients in without credentials.
+type testAuth struct {
+	users     middleware.Credentials
+	anonymous bool
+}
+
+func newTestAuth(p middleware.Params) (middleware.Middleware, error) {
+	var cfg struct {
+		Anonymous bool `json:"anonymous"`
+	}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	return &testAuth{users: p.Users, anonymous: cfg.Anonymous}, nil
+}
+
+func (a *testAuth) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		s.Auth = a
+		return next.ServeConn(ctx, s)
+	})
+}
+
+func (a *testAuth) Accepts(m middleware.Method) bool {
+	return (m == middleware.MethodPassword && a.users.Len() > 0) || (m == middleware.MethodNoAuth && a.anonymous)
+}
+
+func (a *testAuth) Authenticate(_ context.Context, user, pass string) (middleware.Role, error) {
+	if role, ok := a.users.Verify(user, pass); ok {
+		return role, nil
+	}
+	return 0, middleware.ErrBadCredentials
+}
+
+func (a *testAuth) AllowsAnonymous() bool { return a.anonymous }
+
+// testIOSize sets the IO size and is Tunable.
+type testIOSize struct{ size int }
+
+func newTestIOSize(p middleware.Params) (middleware.Middleware, error) {
+	cfg := struct {
+		Size int `json:"size"`
+	}{Size: 4096}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Size < 1 {
+		return nil, fmt.Errorf("%w: size must be positive", middleware.ErrBadValue)
+	}
+	return &testIOSize{size: cfg.Size}, nil
+}
+
+func (t *testIOSize) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		s.IOSize = t.size
+		return next.ServeConn(ctx, s)
+	})
+}
+
+func (t *testIOSize) Settings() []middleware.Setting {
+	return []middleware.Setting{{Key: "size", Value: strconv.Itoa(t.size)}}
+}
+
+// testDial makes every dial fail with the configured error.
+type testDial struct{ err error }
+
+var dialErrors = map[string]error{
+	"netunreach": &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ENETUNREACH},
+	"timeout":    context.DeadlineExceeded,
+	"denied":     &middleware.ReplyError{Code: middleware.ReplyNotAllowed},
+	"other":      errors.New("something else"),
+}
+
+func newTestDial(p middleware.Params) (middleware.Middleware, error) {
+	var cfg struct {
+		Fail string `json:"fail"`
+	}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	return &testDial{err: dialErrors[cfg.Fail]}, nil
+}
+
+func (d *testDial) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		if d.err != nil {
+			s.Dialer = failDialer{d.err}
+		}
+		return next.ServeConn(ctx, s)
+	})
+}
+
+type failDialer struct{ err error }
+
+func (f failDialer) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, f.err
+}
+
+// testWrap wraps the client conn, forcing the buffered relay path.
+type testWrap struct{}
+
+func newTestWrap(p middleware.Params) (middleware.Middleware, error) { return testWrap{}, p.Decode(&struct{}{}) }
+
+func (testWrap) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		s.Conn = wrappedConn{s.Conn.(*net.TCPConn)}
+		return next.ServeConn(ctx, s)
+	})
+}
+
+type wrappedConn struct{ *net.TCPConn }
+
+// testPanic panics for every connection.
+type testPanic struct{}
+
+func newTestPanic(middleware.Params) (middleware.Middleware, error) { return testPanic{}, nil }
+
+func (testPanic) Wrap(middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(context.Context, *middleware.Session) error { panic("test panic") })
+}
+
+// stage is shorthand for a chain entry.
+func stage(typ string, kv ...any) StageConfig {
+	st := StageConfig{Type: typ, Name: typ, Config: map[string]any{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		st.Config[kv[i].(string)] = kv[i+1]
+	}
+	return st
+}
+
+// testConfig returns a configuration with one admin (admin/password), one
+// basic user (bob/builder) and the given chain.
+func testConfig(chain ...StageConfig) *Config {
+	return &Config{
+		SOCKS: SOCKSConfig{Address: "127.0.0.1", HandshakeTimeout: 2 * time.Second, ConnectTimeout: 2 * time.Second, Linger: 5 * time.Second},
+		Users: []UserConfig{{Name: "admin", Password: "password", Role: "admin"}, {Name: "bob", Password: "builder", Role: "basic"}},
+		Chain: chain,
+	}
+}
+
+// startProxy starts a runtime on 127.0.0.1:0 and returns it with its address.
+func startProxy(t testing.TB, cfg *Config) (*Runtime, string) {
+	t.Helper()
+	rt, err := NewRuntime(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rt.ServeSOCKS(ctx, ln)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("ServeSOCKS did not return after cancel")
+		}
+	})
+	return rt, ln.Addr().String()
+}
+
+// echoServer accepts connections and echoes them, half-closing its side
+// when the client half-closes.
+func echoServer(t testing.TB, network, addr string) string {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+				_ = c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// socksDialer is a real SOCKS5 client (golang.org/x/net/proxy).
+func socksDialer(t testing.TB, proxyAddr, user, pass string) proxy.Dialer {
+	t.Helper()
+	var auth *proxy.Auth
+	if user != "" {
+		auth = &proxy.Auth{User: user, Password: pass}
+	}
+	d, err := proxy.SOCKS5("tcp", proxyAddr, auth, &net.Dialer{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// rawConn dials the proxy for byte-level tests, with a deadline.
+func rawConn(t testing.TB, proxyAddr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", proxyAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readN reads exactly n bytes.
+func readN(t testing.TB, c net.Conn, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("reading %d bytes: %v", n, err)
+	}
+	return b
+}
+
+// expectClosed asserts that the peer closes c (EOF or reset) without
+// sending more.
+func expectClosed(t testing.TB, c net.Conn) {
+	t.Helper()
+	var b [1]byte
+	n, err := c.Read(b[:])
+	if n != 0 || err == nil {
+		t.Fatalf("want close, got %d bytes (%v), err %v", n, b[:n], err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection was not closed: %v", err)
+	}
+}

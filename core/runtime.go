@@ -1,0 +1,403 @@
+package core
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	yamlv3 "go.yaml.in/yaml/v3"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Settings are the engine's own per-connection settings.
+type Settings struct {
+	HandshakeTimeout time.Duration
+	ConnectTimeout   time.Duration
+	Linger           time.Duration
+}
+
+// Stage is one compiled stage of a snapshot.
+type Stage struct {
+	StageConfig
+	Middleware middleware.Middleware
+}
+
+// Snapshot is an immutable view of the live configuration: settings, users,
+// the stages and the compiled handler. A connection loads it once and keeps
+// it for its life.
+type Snapshot struct {
+	Settings Settings
+	Users    *Users
+	Stages   []Stage
+	// Handler is the chain wrapped around the terminal handler.
+	Handler middleware.Handler
+}
+
+// Draft is the mutable copy a change works on (see Runtime.Update).
+type Draft struct {
+	Settings Settings
+	users    *Users
+	// Chain may be edited: reordered, entries added, removed or changed.
+	Chain []StageConfig
+}
+
+// SetUser adds or replaces a user.
+func (d *Draft) SetUser(name, password string, role middleware.Role) error {
+	return d.users.set(name, password, role)
+}
+
+// AddUser adds a user; a taken name is ErrUserExists.
+func (d *Draft) AddUser(name, password string, role middleware.Role) error {
+	if d.users.Has(name) {
+		return fmt.Errorf("%w: %q", ErrUserExists, name)
+	}
+	return d.users.set(name, password, role)
+}
+
+// DeleteUser removes a user; the last ADMIN cannot be removed.
+func (d *Draft) DeleteUser(name string) error {
+	e, ok := d.users.m[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
+	}
+	if e.role == middleware.RoleAdmin && d.users.admins() == 1 {
+		return ErrLastAdmin
+	}
+	delete(d.users.m, name)
+	return nil
+}
+
+// Users returns the draft's users, sorted by name.
+func (d *Draft) Users() []middleware.User { return d.users.List() }
+
+// Runtime holds the live Snapshot and serialises every change to it.
+type Runtime struct {
+	logger  hclog.Logger
+	connLog hclog.Logger // named "socks"
+	shared  *middleware.Shared
+	started time.Time
+
+	mu   sync.Mutex // serialises Update; readers never take it
+	snap atomic.Pointer[Snapshot]
+
+	sessions sessionTable
+	nextID   atomic.Uint64
+
+	// dialer is the base dialer every session starts with.
+	dialer middleware.Dialer
+	// panics counts connections whose handler panicked and was recovered.
+	panics atomic.Int64
+}
+
+// NewRuntime compiles the configuration into the first snapshot. Errors
+// wrap ErrConfig and name the stage or user at fault.
+func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	r := &Runtime{
+		logger:  logger,
+		connLog: logger.Named("socks"),
+		shared:  middleware.NewShared(),
+		started: time.Now(),
+		dialer:  &net.Dialer{},
+	}
+	r.sessions.init()
+	users := &Users{m: map[string]userEntry{}}
+	for i, u := range cfg.Users {
+		role, err := middleware.ParseRole(u.Role)
+		if err != nil {
+			return nil, fmt.Errorf("%w: users[%d].role: %v", ErrConfig, i, err)
+		}
+		if err := users.set(u.Name, u.Password, role); err != nil {
+			return nil, fmt.Errorf("%w: users[%d]: %v", ErrConfig, i, err)
+		}
+	}
+	d := &Draft{
+		Settings: Settings{
+			HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
+			ConnectTimeout:   cfg.SOCKS.ConnectTimeout,
+			Linger:           cfg.SOCKS.Linger,
+		},
+		users: users,
+		Chain: cloneChain(cfg.Chain),
+	}
+	s, err := r.compile(d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if s.Users.Len() == 0 && !allowsAnonymous(s) {
+		return nil, ErrNobodyCanConnect
+	}
+	r.snap.Store(s)
+	return r, nil
+}
+
+// Snapshot returns the live snapshot.
+func (r *Runtime) Snapshot() *Snapshot { return r.snap.Load() }
+
+// Update applies a change: under the writer lock it clones the live
+// configuration into a Draft, lets fn mutate it, validates and compiles the
+// result and stores it. If fn or the compile fails, nothing changes and the
+// error says why. There is never an instant in which a user or a stage is
+// missing: connections see either the old snapshot or the new one.
+func (r *Runtime) Update(fn func(*Draft) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap.Load()
+	d := &Draft{
+		Settings: old.Settings,
+		users:    old.Users.clone(),
+		Chain:    make([]StageConfig, len(old.Stages)),
+	}
+	for i, st := range old.Stages {
+		d.Chain[i] = cloneStage(st.StageConfig)
+	}
+	if err := fn(d); err != nil {
+		return err
+	}
+	s, err := r.compile(d)
+	if err != nil {
+		return err
+	}
+	r.snap.Store(s)
+	// Sessions of users that no longer exist end now.
+	for _, id := range r.sessions.orphans(s.Users) {
+		r.sessions.kill(id, ErrUserDeleted)
+	}
+	return nil
+}
+
+// compile builds every stage from its configuration and wraps the chain
+// backwards around the terminal handler.
+func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
+	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
+	present := map[string]bool{}
+	for i, st := range d.Chain {
+		info, ok := middleware.Lookup(st.Type)
+		if !ok {
+			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
+		}
+		for _, dep := range info.After {
+			if !present[dep] {
+				return nil, fmt.Errorf("chain[%d] (%s): must come after a %q stage", i, st.Name, dep)
+			}
+		}
+		mw, err := info.New(middleware.Params{
+			Name:   st.Name,
+			Config: maps.Clone(st.Config),
+			Logger: r.logger.Named("middleware." + st.Name),
+			Shared: r.shared,
+			Users:  d.users,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
+		}
+		present[st.Type] = true
+		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
+	}
+	var h middleware.Handler = &terminal{rt: r, settings: s.Settings}
+	for i := len(s.Stages) - 1; i >= 0; i-- {
+		h = s.Stages[i].Middleware.Wrap(h)
+	}
+	s.Handler = h
+	return s, nil
+}
+
+func allowsAnonymous(s *Snapshot) bool {
+	for _, st := range s.Stages {
+		if a, ok := st.Middleware.(middleware.AnonymousAccess); ok && a.AllowsAnonymous() {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneChain(c []StageConfig) []StageConfig {
+	out := make([]StageConfig, len(c))
+	for i, st := range c {
+		out[i] = cloneStage(st)
+	}
+	return out
+}
+
+func cloneStage(st StageConfig) StageConfig {
+	st.Config = maps.Clone(st.Config)
+	if st.Config == nil {
+		st.Config = map[string]any{}
+	}
+	return st
+}
+
+// Login checks credentials for the admin port.
+func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
+	return r.snap.Load().Users.Verify(user, password)
+}
+
+// Stats returns the statistics of every stage that keeps some, in chain order.
+func (r *Runtime) Stats() []middleware.Stat {
+	var out []middleware.Stat
+	for _, st := range r.snap.Load().Stages {
+		if src, ok := st.Middleware.(middleware.StatsSource); ok {
+			out = append(out, src.Stats()...)
+		}
+	}
+	return out
+}
+
+// Records returns up to n connection records, newest first, from the first
+// stage that keeps them.
+func (r *Runtime) Records(n int) []middleware.Record {
+	for _, st := range r.snap.Load().Stages {
+		if src, ok := st.Middleware.(middleware.LogSource); ok {
+			return src.Records(n)
+		}
+	}
+	return nil
+}
+
+// Settings lists the live settings of every Tunable stage, keyed
+// "<stage name>.<key>".
+func (r *Runtime) Settings() []middleware.Setting {
+	var out []middleware.Setting
+	for _, st := range r.snap.Load().Stages {
+		if t, ok := st.Middleware.(middleware.Tunable); ok {
+			for _, s := range t.Settings() {
+				s.Key = st.Name + "." + s.Key
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Set changes one setting, "<stage name>.<key>", to value (a YAML scalar:
+// 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
+// own validation applies; an invalid value changes nothing.
+func (r *Runtime) Set(key, value string) error {
+	name, sub, ok := strings.Cut(key, ".")
+	if !ok {
+		return fmt.Errorf("%w %q: want <stage>.<key> (see CONFIG)", ErrUnknownSetting, key)
+	}
+	var v any
+	if err := yamlv3.Unmarshal([]byte(value), &v); err != nil || v == nil {
+		return fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, value)
+	}
+	return r.Update(func(d *Draft) error {
+		for i := range d.Chain {
+			if d.Chain[i].Name != name {
+				continue
+			}
+			if !r.tunable(name, sub) {
+				break
+			}
+			d.Chain[i].Config[sub] = v
+			return nil
+		}
+		return fmt.Errorf("%w %q", ErrUnknownSetting, key)
+	})
+}
+
+// tunable reports whether the live stage name lists key as a setting.
+func (r *Runtime) tunable(name, key string) bool {
+	for _, st := range r.snap.Load().Stages {
+		if t, ok := st.Middleware.(middleware.Tunable); ok && st.Name == name {
+			for _, s := range t.Settings() {
+				if s.Key == key {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Users lists the users, sorted by name.
+func (r *Runtime) Users() []middleware.User { return r.snap.Load().Users.List() }
+
+// AddUser adds a user that can authenticate at once.
+func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
+	return r.Update(func(d *Draft) error { return d.AddUser(name, password, role) })
+}
+
+// DeleteUser removes a user: new sessions are refused at once and the
+// user's open sessions are closed.
+func (r *Runtime) DeleteUser(name string) error {
+	return r.Update(func(d *Draft) error { return d.DeleteUser(name) })
+}
+
+// Uptime is the time since the runtime was created.
+func (r *Runtime) Uptime() time.Duration { return time.Since(r.started) }
+
+// sessionTable tracks open sessions so that a change can end some of them
+// (a deleted user's). It is touched once when a session starts, once when
+// its user is known and once when it ends; never on the relay path.
+type sessionTable struct {
+	mu sync.Mutex
+	m  map[uint64]*liveSession
+}
+
+type liveSession struct {
+	user   string
+	cancel func(error)
+}
+
+func (t *sessionTable) init() { t.m = map[uint64]*liveSession{} }
+
+func (t *sessionTable) add(id uint64, cancel func(error)) {
+	t.mu.Lock()
+	t.m[id] = &liveSession{cancel: cancel}
+	t.mu.Unlock()
+}
+
+func (t *sessionTable) remove(id uint64) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+// setUser records the session's user.
+func (t *sessionTable) setUser(id uint64, user string) {
+	t.mu.Lock()
+	if ls := t.m[id]; ls != nil {
+		ls.user = user
+	}
+	t.mu.Unlock()
+}
+
+// orphans returns the sessions whose user is not in users.
+func (t *sessionTable) orphans(users *Users) []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint64
+	for id, ls := range t.m {
+		if ls.user != "" && !users.Has(ls.user) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (t *sessionTable) kill(id uint64, cause error) bool {
+	t.mu.Lock()
+	ls := t.m[id]
+	t.mu.Unlock()
+	if ls == nil {
+		return false
+	}
+	ls.cancel(cause)
+	return true
+}
+
+// Len is the number of open sessions.
+func (t *sessionTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}

@@ -1,0 +1,211 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// defaultIOSize is the relay buffer size when no stage sets one.
+const defaultIOSize = 32 << 10
+
+// terminal is the end of every chain: the only handler that speaks SOCKS.
+// It runs the handshake, dials the destination, replies and relays.
+type terminal struct {
+	rt       *Runtime
+	settings Settings
+}
+
+var _ middleware.Handler = (*terminal)(nil)
+
+// ServeConn serves one connection to its end and records the facts on s.
+func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
+	defer func() { s.End = time.Now() }()
+	client := s.Conn
+	if err := client.SetDeadline(time.Now().Add(t.settings.HandshakeTimeout)); err != nil {
+		return err
+	}
+	h := getHSReader(client)
+	target, err := t.handshake(ctx, s, h)
+	if err != nil {
+		h.release()
+		return err
+	}
+	early := append([]byte(nil), h.buffered()...)
+	h.release()
+	if len(early) == 0 {
+		early = nil
+	}
+	defer target.Close()
+	stop := context.AfterFunc(ctx, func() { target.Close() })
+	defer stop()
+	if err := client.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	if len(early) > 0 {
+		n, err := target.Write(early)
+		s.Up.Add(int64(n))
+		if err != nil {
+			return err
+		}
+	}
+	ioSize := s.IOSize
+	if ioSize <= 0 {
+		ioSize = defaultIOSize
+	}
+	return relay(s, client, target, ioSize, t.settings.Linger)
+}
+
+// handshake runs greeting, authentication and request, dials and sends the
+// reply. It returns the outbound connection on success.
+func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsReader) (net.Conn, error) {
+	client := s.Conn
+	g, err := next(h, parseGreeting)
+	if err != nil {
+		if errors.Is(err, ErrNoMethods) {
+			// Nothing offered, so nothing acceptable: say so, then close.
+			_, _ = client.Write([]byte{socksVersion, byte(middleware.MethodNoAcceptable)})
+		}
+		return nil, err
+	}
+	method := middleware.MethodNoAcceptable
+	if s.Auth != nil {
+		for _, m := range [...]middleware.Method{middleware.MethodPassword, middleware.MethodNoAuth} {
+			if g.offers(m) && s.Auth.Accepts(m) {
+				method = m
+				break
+			}
+		}
+	}
+	if _, err := client.Write([]byte{socksVersion, byte(method)}); err != nil {
+		return nil, err
+	}
+	switch method {
+	case middleware.MethodNoAcceptable:
+		return nil, ErrNoAcceptableMethod
+	case middleware.MethodNoAuth:
+		s.AuthState = middleware.AuthNoAuth
+	case middleware.MethodPassword:
+		if err := t.authenticate(ctx, s, h); err != nil {
+			return nil, err
+		}
+	}
+
+	req, err := next(h, parseRequest)
+	if err != nil {
+		if errors.Is(err, ErrAddressType) || errors.Is(err, ErrEmptyDomain) {
+			t.reply(s, middleware.ReplyAddressUnsupported, netip.AddrPort{})
+		}
+		return nil, err
+	}
+	s.Command, s.Target = req.cmd, req.target
+	if req.cmd != middleware.CmdConnect {
+		t.reply(s, middleware.ReplyCommandUnsupported, netip.AddrPort{})
+		return nil, &middleware.ReplyError{Code: middleware.ReplyCommandUnsupported}
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
+	target, err := s.Dialer.DialContext(dctx, "tcp", s.Target.String())
+	cancel()
+	if err != nil {
+		code := replyFor(err)
+		t.reply(s, code, netip.AddrPort{})
+		return nil, &middleware.ReplyError{Code: code, Err: err}
+	}
+	bound := addrPortOf(target.LocalAddr())
+	s.Bound = bound
+	if err := t.reply(s, middleware.ReplySucceeded, bound); err != nil {
+		target.Close()
+		return nil, err
+	}
+	return target, nil
+}
+
+// authenticate runs the RFC 1929 subnegotiation.
+func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *hsReader) error {
+	creds, err := next(h, parseCredentials)
+	if err != nil {
+		return err
+	}
+	user := string(creds.user)
+	role, err := s.Auth.Authenticate(ctx, user, string(creds.pass))
+	if err != nil {
+		s.AuthState = middleware.AuthFailed
+		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
+		s.Logger.Info("authentication failed", "user", user)
+		return ErrAuthFailed
+	}
+	s.User, s.Role, s.AuthState = user, role, middleware.AuthOK
+	// Register the user before checking it still exists: a concurrent
+	// delete either sees this session in its sweep or is seen here.
+	t.rt.sessions.setUser(s.ID, user)
+	if !t.rt.snap.Load().Users.Has(user) {
+		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
+		return ErrUserDeleted
+	}
+	_, err = s.Conn.Write([]byte{authVersion, authSuccess})
+	return err
+}
+
+// reply sends a SOCKS reply and records it on the session.
+func (t *terminal) reply(s *middleware.Session, code middleware.Reply, bound netip.AddrPort) error {
+	var buf [4 + 16 + 2]byte
+	b := appendReply(buf[:0], code, bound)
+	s.Reply, s.ReplySent = code, true
+	_, err := s.Conn.Write(b)
+	return err
+}
+
+// replyFor maps a dial error to the RFC 1928 reply code the client gets.
+func replyFor(err error) middleware.Reply {
+	var re *middleware.ReplyError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsTimeout {
+			return middleware.ReplyTTLExpired
+		}
+		return middleware.ReplyHostUnreachable
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return middleware.ReplyConnectionRefused
+	case errors.Is(err, syscall.ENETUNREACH):
+		return middleware.ReplyNetworkUnreachable
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EHOSTDOWN):
+		return middleware.ReplyHostUnreachable
+	case errors.Is(err, syscall.EAFNOSUPPORT):
+		return middleware.ReplyAddressUnsupported
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return middleware.ReplyNotAllowed
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return middleware.ReplyTTLExpired
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return middleware.ReplyTTLExpired
+	}
+	return middleware.ReplyGeneralFailure
+}
+
+// addrPortOf returns a net.Addr as an AddrPort (zero if it is not IP).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.AddrPort()
+	case *net.UDPAddr:
+		return v.AddrPort()
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

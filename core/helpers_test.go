@@ -131,7 +131,9 @@ func (f failDialer) DialContext(context.Context, string, string) (net.Conn, erro
 // testWrap wraps the client conn, forcing the buffered relay path.
 type testWrap struct{}
 
-func newTestWrap(p middleware.Params) (middleware.Middleware, error) { return testWrap{}, p.Decode(&struct{}{}) }
+func newTestWrap(p middleware.Params) (middleware.Middleware, error) {
+	return testWrap{}, p.Decode(&struct{}{})
+}
 
 func (testWrap) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {

@@ -281,9 +281,16 @@ func (r *Runtime) Settings() []middleware.Setting {
 // 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
 // own validation applies; an invalid value changes nothing.
 func (r *Runtime) Set(key, value string) error {
-	name, sub, ok := strings.Cut(key, ".")
-	if !ok {
-		return fmt.Errorf("%w %q: want <stage>.<key> (see CONFIG)", ErrUnknownSetting, key)
+	// Stage names may contain dots: the key belongs to the longest
+	// stage name that prefixes it.
+	var name, sub string
+	for _, st := range r.snap.Load().Stages {
+		if rest, ok := strings.CutPrefix(key, st.Name+"."); ok && len(st.Name) > len(name) {
+			name, sub = st.Name, rest
+		}
+	}
+	if name == "" || !r.tunable(name, sub) {
+		return fmt.Errorf("%w %q (see CONFIG for the settings there are)", ErrUnknownSetting, key)
 	}
 	var v any
 	if err := yamlv3.Unmarshal([]byte(value), &v); err != nil || v == nil {
@@ -291,14 +298,10 @@ func (r *Runtime) Set(key, value string) error {
 	}
 	return r.Update(func(d *Draft) error {
 		for i := range d.Chain {
-			if d.Chain[i].Name != name {
-				continue
+			if d.Chain[i].Name == name {
+				d.Chain[i].Config[sub] = v
+				return nil
 			}
-			if !r.tunable(name, sub) {
-				break
-			}
-			d.Chain[i].Config[sub] = v
-			return nil
 		}
 		return fmt.Errorf("%w %q", ErrUnknownSetting, key)
 	})

@@ -1,0 +1,238 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+func TestNewRuntimeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  *Config
+		want string
+	}{
+		{"unknown stage type", testConfig(stage("nope")), `unknown stage type "nope" (known types:`},
+		{"stage rejects a key", testConfig(stage("test.auth", "anonymus", true)), "chain[0] (test.auth): middleware: unknown key \"anonymus\" (known: anonymous)"},
+		{"stage rejects a value", testConfig(stage("test.iosize", "size", "big")), "chain[0] (test.iosize)"},
+		{"order constraint", testConfig(stage("test.after"), stage("test.auth")), `must come after a "test.auth" stage`},
+		{"nobody can connect", &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth")}}, "nobody could use the proxy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewRuntime(tt.cfg, hclog.NewNullLogger())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	// Anonymous access without users is a usable proxy.
+	cfg := &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth", "anonymous", true)}}
+	if _, err := NewRuntime(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The order constraint is met when the dependency comes first.
+	if _, err := NewRuntime(testConfig(stage("test.auth"), stage("test.after")), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedUpdateChangesNothing(t *testing.T) {
+	rt, err := NewRuntime(testConfig(stage("test.auth"), stage("test.iosize", "size", 5000)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rt.Snapshot()
+	boom := errors.New("boom")
+	if err := rt.Update(func(d *Draft) error {
+		_ = d.AddUser("carol", "pw", middleware.RoleBasic)
+		d.Chain = d.Chain[:1]
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := rt.Update(func(d *Draft) error {
+		_ = d.AddUser("carol", "pw", middleware.RoleBasic)
+		d.Chain = append(d.Chain, stage("nope"))
+		return nil
+	}); err == nil {
+		t.Fatal("compile error not reported")
+	}
+	if rt.Snapshot() != before {
+		t.Fatal("a failed update replaced the snapshot")
+	}
+	if _, ok := rt.Login("carol", "pw"); ok {
+		t.Fatal("a failed update added a user")
+	}
+}
+
+func TestUserChanges(t *testing.T) {
+	rt, err := NewRuntime(testConfig(stage("test.auth")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddUser("bob", "x", middleware.RoleBasic); !errors.Is(err, ErrUserExists) {
+		t.Errorf("duplicate add: %v", err)
+	}
+	if err := rt.AddUser("", "x", middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
+		t.Errorf("empty name: %v", err)
+	}
+	if err := rt.AddUser("carol", strings.Repeat("p", 256), middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
+		t.Errorf("long password: %v", err)
+	}
+	if err := rt.DeleteUser("nobody"); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("unknown delete: %v", err)
+	}
+	if err := rt.DeleteUser("admin"); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("last admin: %v", err)
+	}
+	if err := rt.AddUser("root", "toor", middleware.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.DeleteUser("admin"); err != nil {
+		t.Errorf("deleting one of two admins: %v", err)
+	}
+	got := fmt.Sprint(rt.Users())
+	if got != "[{bob Basic} {root Admin}]" {
+		t.Errorf("users = %s", got)
+	}
+	if role, ok := rt.Login("root", "toor"); !ok || role != middleware.RoleAdmin {
+		t.Errorf("login root = %v %v", role, ok)
+	}
+}
+
+func TestSetTunable(t *testing.T) {
+	rt, err := NewRuntime(testConfig(stage("test.auth"), stage("test.iosize", "size", 5000)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Set("test.iosize.size", "8000"); err != nil {
+		t.Fatal(err)
+	}
+	if s := rt.Settings(); len(s) != 1 || s[0].Key != "test.iosize.size" || s[0].Value != "8000" {
+		t.Fatalf("settings = %+v", s)
+	}
+	for _, tt := range []struct{ key, value, want string }{
+		{"test.iosize.size", "-1", "size must be positive"},
+		{"test.iosize.size", "lots", "test.iosize"},
+		{"test.iosize.colour", "1", "unknown setting"},
+		{"test.auth.anonymous", "true", "unknown setting"}, // not Tunable
+		{"size", "1", "unknown setting"},
+		{"nostage.size", "1", "unknown setting"},
+	} {
+		if err := rt.Set(tt.key, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Set(%s, %s) = %v, want %q", tt.key, tt.value, err, tt.want)
+		}
+	}
+	if s := rt.Settings(); s[0].Value != "8000" {
+		t.Fatalf("a rejected Set changed the value: %+v", s)
+	}
+}
+
+// A deleted user's open sessions are closed and new ones refused; a user
+// added at run time can authenticate at once.
+func TestDeleteUserClosesSessions(t *testing.T) {
+	rt, addr := startProxy(t, testConfig(defaultTestChain()...))
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	if err := rt.AddUser("carol", "secret", middleware.RoleBasic); err != nil {
+		t.Fatal(err)
+	}
+	c, err := socksDialer(t, addr, "carol", "secret").Dial("tcp", echo)
+	if err != nil {
+		t.Fatalf("new user cannot connect: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write([]byte("ping"))
+	readN(t, c, 4)
+	if err := rt.DeleteUser("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("open session survived the delete (read %d bytes)", n)
+	}
+	if _, err := socksDialer(t, addr, "carol", "secret").Dial("tcp", echo); err == nil {
+		t.Fatal("deleted user could connect")
+	}
+	// Other users are untouched.
+	c2, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+}
+
+// Snapshots swap (IO size, users) while 32 clients relay; run with -race.
+func TestSwapUnderLoad(t *testing.T) {
+	rt, addr := startProxy(t, testConfig(stage("test.auth"), stage("test.wrap"), stage("test.iosize", "size", 4096)))
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	const clients, rounds = 32, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients+1)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", echo)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			msg := bytes.Repeat([]byte{byte(i)}, 10000)
+			got := make([]byte, len(msg))
+			for r := 0; r < rounds; r++ {
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+					errs <- fmt.Errorf("client %d round %d: %v", i, r, err)
+					return
+				}
+			}
+		}(i)
+	}
+	clientsDone := make(chan struct{})
+	go func() { wg.Wait(); close(clientsDone) }()
+	swaps := 0
+swapping:
+	for i := 0; i < 5000; i++ {
+		select {
+		case <-clientsDone:
+			break swapping
+		default:
+		}
+		if err := rt.Set("test.iosize.size", strconv.Itoa(4096+i%7*1000)); err != nil {
+			t.Fatal(err)
+		}
+		name := "tmp" + strconv.Itoa(i)
+		if err := rt.AddUser(name, "pw", middleware.RoleBasic); err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.DeleteUser(name); err != nil {
+			t.Fatal(err)
+		}
+		swaps += 3
+	}
+	<-clientsDone
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if swaps == 0 {
+		t.Error("no swap happened while clients relayed")
+	}
+	t.Logf("%d snapshot swaps while %d clients relayed", swaps, clients)
+}

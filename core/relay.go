@@ -53,9 +53,9 @@ func halfRelay(dst, src net.Conn, count *atomic.Int64, ioSize int, halfClosed *a
 		// The other direction may now idle at most linger.
 		_ = dst.SetReadDeadline(time.Now().Add(linger))
 	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	} else {
+	// A conn that cannot half-close (or a wrapper over one) is closed:
+	// the peer must see the EOF either way.
+	if cw, ok := dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 		dst.Close()
 	}
 	return nil

@@ -31,7 +31,11 @@ func Decode(cfg map[string]any, v any) error {
 	for _, k := range keys {
 		idx, ok := fields[k]
 		if !ok {
-			return fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, k, strings.Join(KnownKeys(v), ", "))
+			known := strings.Join(KnownKeys(v), ", ")
+			if known == "" {
+				known = "none: this stage takes no settings"
+			}
+			return fmt.Errorf("%w %q (known: %s)", ErrUnknownKey, k, known)
 		}
 		raw, err := json.Marshal(cfg[k])
 		if err != nil {

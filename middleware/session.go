@@ -47,6 +47,9 @@ type Session struct {
 	IOSize int
 
 	// User is the authenticated user name, "" when there was none (fact).
+	// The terminal handler sets the identity fields (User, Role, AuthState)
+	// in the ServeConn goroutine before it starts the relay, so a conn
+	// wrapper may read them from relay reads and writes without a lock.
 	User string
 	// Role is the authenticated user's role (fact).
 	Role Role

@@ -1,0 +1,80 @@
+// Package iobuf is the "iobuf" stage: it sets the relay buffer size of new
+// connections. It is the setting PCTP's CONFIG IO= changes.
+package iobuf
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Type is the stage type, as named after `use:` in the chain list.
+const Type = "iobuf"
+
+// Limits and default of the size key, in bytes.
+const (
+	// DefaultSize is the buffer size when the key is absent.
+	DefaultSize = 32 << 10
+	// MinSize: smaller values are raised to it, as PCTP's CONFIG IO= says.
+	MinSize = 4096
+	// MaxSize: larger values are an error.
+	MaxSize = 16 << 20
+)
+
+func init() {
+	middleware.Register(middleware.Info{
+		Type: Type,
+		New:  New,
+		Doc:  "sets the relay buffer size of new connections (PCTP CONFIG IO=)",
+	})
+}
+
+// Config is the stage's entry in the chain list.
+type Config struct {
+	// Size is the relay buffer size in bytes.
+	Size middleware.Size `json:"size"`
+}
+
+// DefaultConfig returns the configuration used for absent keys.
+func DefaultConfig() Config { return Config{Size: DefaultSize} }
+
+// stage is immutable after New.
+type stage struct {
+	size int
+}
+
+var (
+	_ middleware.Middleware = (*stage)(nil)
+	_ middleware.Tunable    = (*stage)(nil)
+)
+
+// New builds the stage from p. It is registered as the "iobuf" type.
+func New(p middleware.Params) (middleware.Middleware, error) {
+	cfg := DefaultConfig()
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Size > MaxSize {
+		return nil, fmt.Errorf("%w: key %q: %d: %w", middleware.ErrBadValue, "size", cfg.Size, ErrSizeTooLarge)
+	}
+	return &stage{size: max(int(cfg.Size), MinSize)}, nil
+}
+
+// Wrap sets the session's IO size before next.
+func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		s.IOSize = st.size
+		return next.ServeConn(ctx, s)
+	})
+}
+
+// Settings implements middleware.Tunable.
+func (st *stage) Settings() []middleware.Setting {
+	return []middleware.Setting{{
+		Key:   "size",
+		Value: strconv.Itoa(st.size),
+		Help:  "relay buffer size in bytes for new connections (min 4096)",
+	}}
+}

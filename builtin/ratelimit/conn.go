@@ -1,0 +1,133 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// conn limits the bytes read from the client and the bytes written to it.
+//
+// Reads are capped and writes split at chunk bytes (the burst), so no
+// WaitN ever asks for more than a limiter's burst. A wait ends early with
+// an error wrapping ErrWait when ctx is cancelled or the conn is closed.
+type conn struct {
+	net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	s      *middleware.Session
+	chunk  int
+
+	// read and write are the per-connection limiters, nil when unlimited.
+	read, write *rate.Limiter
+	// users is set when there is a per-user limit; user is the session's
+	// pair, resolved on the first Read or Write after the terminal handler
+	// has set s.User. The terminal handler sets s.User in the goroutine
+	// that does the handshake reads and before it starts the relay, so
+	// reading it here is ordered after the write.
+	users *users
+	user  atomic.Pointer[pair]
+}
+
+var _ net.Conn = (*conn)(nil)
+
+// Read reads at most chunk bytes, then waits until the limiters allow them.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(p) > c.chunk {
+		p = p[:c.chunk]
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if werr := c.wait(n, c.read, func(u *pair) *rate.Limiter { return u.read }); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+// Write writes p in chunks of at most chunk bytes, waiting before each until
+// the limiters allow it.
+func (c *conn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		k := min(len(p), c.chunk)
+		if err := c.wait(k, c.write, func(u *pair) *rate.Limiter { return u.write }); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p[:k])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[k:]
+	}
+	return written, nil
+}
+
+// Close ends any wait in progress and closes the client conn.
+func (c *conn) Close() error {
+	c.cancel()
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the client conn, as the relay does when the target
+// has no more to send. It fails with errors.ErrUnsupported when the inner
+// conn cannot half-close.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("ratelimit: CloseWrite on %T: %w", c.Conn, errors.ErrUnsupported)
+}
+
+// wait takes n bytes from the connection's limiter, then from the user's.
+func (c *conn) wait(n int, own *rate.Limiter, userSide func(*pair) *rate.Limiter) error {
+	if own != nil {
+		if err := waitN(c.ctx, own, n); err != nil {
+			return err
+		}
+	}
+	if u := c.userPair(); u != nil {
+		return waitN(c.ctx, userSide(u), n)
+	}
+	return nil
+}
+
+// userPair returns the user's limiters, or nil while there is no user (or
+// no per-user limit).
+func (c *conn) userPair() *pair {
+	if c.users == nil {
+		return nil
+	}
+	if u := c.user.Load(); u != nil {
+		return u
+	}
+	name := c.s.User
+	if name == "" {
+		return nil
+	}
+	c.user.CompareAndSwap(nil, c.users.get(name)) // both sides get the same pair
+	return c.user.Load()
+}
+
+// waitN waits for n bytes in steps no larger than the limiter's burst, which
+// a rebuild may have lowered since the caller sized its chunk.
+func waitN(ctx context.Context, l *rate.Limiter, n int) error {
+	for n > 0 {
+		k := n
+		if b := l.Burst(); b > 0 && k > b {
+			k = b
+		}
+		if err := l.WaitN(ctx, k); err != nil {
+			return fmt.Errorf("%w: %w", ErrWait, err)
+		}
+		n -= k
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+// Package ratelimit is the "ratelimit" stage: it limits the bandwidth of
+// each connection and of each user, in both directions, by wrapping the
+// client connection.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Type is the stage type, as named after `use:` in the chain list.
+const Type = "ratelimit"
+
+// Limits and defaults of the burst key, in bytes.
+const (
+	// DefaultBurst is the burst when the key is absent.
+	DefaultBurst = 64 << 10
+	// MinBurst is the smallest burst allowed.
+	MinBurst = 4096
+)
+
+func init() {
+	middleware.Register(middleware.Info{
+		Type: Type,
+		New:  New,
+		Doc:  "limits bandwidth per connection and per user, in each direction",
+	})
+}
+
+// Config is the stage's entry in the chain list. Rates are in bytes per
+// second and apply to each direction separately; 0 means unlimited.
+type Config struct {
+	// PerConnection limits each connection.
+	PerConnection middleware.Size `json:"per_connection"`
+	// PerUser limits all connections of one authenticated user together.
+	PerUser middleware.Size `json:"per_user"`
+	// Burst is how many bytes a limiter lets through at once after a
+	// pause; it is also the largest single read or write the wrapper makes.
+	Burst middleware.Size `json:"burst"`
+}
+
+// DefaultConfig returns the configuration used for absent keys.
+func DefaultConfig() Config { return Config{Burst: DefaultBurst} }
+
+// stage is immutable after New.
+type stage struct {
+	cfg     Config
+	perConn rate.Limit // 0 when unlimited
+	burst   int
+	gen     uint64 // orders rebuilds; see users.sync
+	users   *users
+}
+
+var (
+	_ middleware.Middleware = (*stage)(nil)
+	_ middleware.Tunable    = (*stage)(nil)
+)
+
+// New builds the stage from p. It is registered as the "ratelimit" type.
+func New(p middleware.Params) (middleware.Middleware, error) {
+	cfg := DefaultConfig()
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Burst < MinBurst {
+		return nil, fmt.Errorf("%w: key %q: %d: %w", middleware.ErrBadValue, "burst", cfg.Burst, ErrBurstTooSmall)
+	}
+	u := middleware.Get(p.Shared, p.Name, newUsers)
+	return &stage{
+		cfg:     cfg,
+		perConn: rate.Limit(cfg.PerConnection),
+		burst:   int(cfg.Burst),
+		gen:     u.gens.Add(1),
+		users:   u,
+	}, nil
+}
+
+// Wrap replaces the client conn with a rate-limited one before next. With
+// no limit configured it leaves the conn alone, so the relay can still let
+// the kernel splice.
+func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+		st.users.sync(st.gen, limitOf(st.cfg.PerUser), st.burst)
+		if st.cfg.PerConnection == 0 && st.cfg.PerUser == 0 {
+			return next.ServeConn(ctx, s)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		c := &conn{Conn: s.Conn, ctx: ctx, cancel: cancel, s: s, chunk: st.burst}
+		if st.perConn > 0 {
+			c.read = rate.NewLimiter(st.perConn, st.burst)
+			c.write = rate.NewLimiter(st.perConn, st.burst)
+		}
+		if st.cfg.PerUser > 0 {
+			c.users = st.users
+		}
+		s.Conn = c
+		return next.ServeConn(ctx, s)
+	})
+}
+
+// Settings implements middleware.Tunable.
+func (st *stage) Settings() []middleware.Setting {
+	return []middleware.Setting{
+		{Key: "per_connection", Value: st.cfg.PerConnection.String(),
+			Help: "bytes per second per connection and direction, for new connections (0 = unlimited)"},
+		{Key: "per_user", Value: st.cfg.PerUser.String(),
+			Help: "bytes per second per user and direction, shared by the user's connections (0 = unlimited)"},
+		{Key: "burst", Value: strconv.Itoa(st.burst),
+			Help: "bytes a limiter lets through at once (min 4096)"},
+	}
+}
+
+// limitOf turns a configured rate into a limiter's, 0 being unlimited.
+func limitOf(bps middleware.Size) rate.Limit {
+	if bps == 0 {
+		return rate.Inf
+	}
+	return rate.Limit(bps)
+}
+
+// pair is the limiters of one user: bytes read from and written to the
+// user's clients.
+type pair struct {
+	read, write *rate.Limiter
+}
+
+// users is the state that outlives a rebuild: the per-user limiters, keyed
+// by user name, and the settings they follow.
+//
+// The settings follow the newest stage in use. Every New takes a generation
+// number; the first session served by a newer stage updates every limiter
+// with SetLimit/SetBurst (so the user's running connections follow too),
+// and limiters created later use the newest settings. A stage built but
+// never installed (a failed change) never touches them.
+type users struct {
+	gens    atomic.Uint64 // generations handed out by New
+	applied atomic.Uint64 // generation whose settings are in force
+
+	mu    sync.Mutex
+	limit rate.Limit
+	burst int
+	m     map[string]*pair
+}
+
+func newUsers() *users {
+	return &users{limit: rate.Inf, burst: DefaultBurst, m: make(map[string]*pair)}
+}
+
+// sync brings the limiters to the settings of generation gen if it is the
+// newest yet. It costs an atomic load when there is nothing to do.
+func (u *users) sync(gen uint64, limit rate.Limit, burst int) {
+	if u.applied.Load() >= gen {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.applied.Load() >= gen {
+		return
+	}
+	u.limit, u.burst = limit, burst
+	for _, p := range u.m {
+		for _, l := range [...]*rate.Limiter{p.read, p.write} {
+			l.SetLimit(limit)
+			l.SetBurst(burst)
+		}
+	}
+	u.applied.Store(gen)
+}
+
+// get returns the limiters of user name, creating them the first time.
+func (u *users) get(name string) *pair {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	p, ok := u.m[name]
+	if !ok {
+		p = &pair{read: rate.NewLimiter(u.limit, u.burst), write: rate.NewLimiter(u.limit, u.burst)}
+		u.m[name] = p
+	}
+	return p
+}

@@ -1,0 +1,197 @@
+// Command socks5d is a SOCKS5 proxy server whose every connection flows
+// through an ordered middleware chain, administered live over PCTP.
+//
+// Usage:
+//
+//	socks5d [-c FILE] [-l ADDR] [-p PORT] [-L ADDR] [-P PORT] [-u USER:PASS]... [-d LEVEL]
+//
+// With no -c and no configs/proxy.yaml under the working directory it runs
+// on built-in defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	_ "github.com/socks5d/socks5d/builtin" // the builtin stages
+	"github.com/socks5d/socks5d/core"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError is a bad flag or configuration: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode prints err and maps it to the process exit status.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "socks5d:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "socks5d:", err)
+		return 1
+	}
+}
+
+// userList collects repeated -u flags.
+type userList []string
+
+func (u *userList) String() string { return strconv.Itoa(len(*u)) + " users" }
+func (u *userList) Set(v string) error {
+	*u = append(*u, v)
+	return nil
+}
+
+// flagKeys maps the seed's flags to configuration keys.
+var flagKeys = map[string]string{
+	"l": "socks.address",
+	"p": "socks.port",
+	"L": "pctp.address",
+	"P": "pctp.port",
+	"d": "log.level",
+}
+
+// run is the whole server; main only adds signals and the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("socks5d", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("c", "", "configuration `file` (default "+core.DefaultConfigFile+" if it exists, else built-in defaults)")
+	fs.String("l", "", "SOCKS listen `address` (default 0.0.0.0)")
+	fs.String("p", "", "SOCKS `port` (default 1080)")
+	fs.String("L", "", "PCTP admin listen `address` (default 127.0.0.1)")
+	fs.String("P", "", "PCTP admin `port` (default 8080)")
+	fs.String("d", "", "log `level`: DEBUG, INFO, WARN, ERROR, NONE (default INFO)")
+	var users userList
+	fs.Var(&users, "u", "initial ADMIN `user:pass` (repeatable)")
+	showVersion := fs.Bool("v", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: socks5d [flags]\n\nA SOCKS5 proxy with a live middleware chain, administered over PCTP.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment: %sSECTION__KEY overrides the file, e.g. %sSOCKS__PORT=1081.\n", core.EnvPrefix, core.EnvPrefix)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))}
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "socks5d", buildVersion())
+		return nil
+	}
+	flags := map[string]any{}
+	fs.Visit(func(f *flag.Flag) {
+		if key, ok := flagKeys[f.Name]; ok {
+			flags[key] = f.Value.String()
+		}
+	})
+	cfg, err := core.LoadConfig(core.LoadOptions{
+		File:    *configFile,
+		Environ: os.Environ(),
+		Flags:   flags,
+		Users:   users,
+	})
+	if err != nil {
+		return usageError{flagError(err, flags)}
+	}
+	level, _ := core.ParseLevel(cfg.Log.Level) // validated by LoadConfig
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "socks5d",
+		Level:      level,
+		Output:     stderr,
+		JSONFormat: cfg.Log.Format == "json",
+	})
+	rt, err := core.NewRuntime(cfg, logger)
+	if errors.Is(err, core.ErrNobodyCanConnect) {
+		return usageError{fmt.Errorf("%w\n  add a user with -u admin:PASSWORD, a users: entry in the config file,\n  or allow anonymous access with `anonymous: true` on the auth stage", err)}
+	}
+	if err != nil {
+		return usageError{err}
+	}
+
+	socksAddr := net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port))
+	socksLn, err := net.Listen("tcp", socksAddr)
+	if err != nil {
+		return fmt.Errorf("SOCKS listener: %w", err)
+	}
+	source := cfg.Source
+	if source == "" {
+		source = "built-in defaults"
+	}
+	stages := make([]string, 0, len(cfg.Chain))
+	for _, st := range cfg.Chain {
+		stages = append(stages, st.Name)
+	}
+	logger.Info("configuration loaded", "source", source, "chain", strings.Join(stages, " → "), "users", len(cfg.Users))
+	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := rt.ServeSOCKS(ctx, socksLn); err != nil {
+			errs <- fmt.Errorf("SOCKS: %w", err)
+		}
+	}()
+	wg.Wait()
+	logger.Info("stopped")
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// flagError makes a configuration error about a key that was set by a flag
+// name the flag too.
+func flagError(err error, set map[string]any) error {
+	msg := err.Error()
+	for f, key := range flagKeys {
+		if _, ok := set[key]; ok && strings.Contains(msg, key) {
+			return fmt.Errorf("%w (flag -%s)", err, f)
+		}
+	}
+	return err
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}

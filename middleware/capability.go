@@ -99,3 +99,16 @@ type Setting struct {
 type Tunable interface {
 	Settings() []Setting
 }
+
+// Editable is implemented by a stage with list settings that PCTP edits
+// item by item, such as a destination policy's rules. The list is a key of
+// the stage's YAML entry; an edit inserts or removes one item there and
+// rebuilds the stage, so New validates the result.
+type Editable interface {
+	// Items returns the list under key, one line of text per item, in
+	// order; ok is false when the stage has no such list.
+	Items(key string) (items []string, ok bool)
+	// ParseItem turns one line of text into the value New expects as an
+	// item of the list key (the same shape as in the YAML file).
+	ParseItem(key, text string) (any, error)
+}

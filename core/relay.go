@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -21,90 +22,163 @@ const spliceChunk = 1 << 20
 // An error in either direction ends both.
 func relay(s *middleware.Session, client, target net.Conn, ioSize int, linger time.Duration) error {
 	var halfClosed atomic.Bool
-	down := make(chan error, 1)
-	go func() {
-		down <- halfRelay(client, target, &s.Down, ioSize, &halfClosed, linger)
-	}()
-	upErr := halfRelay(target, client, &s.Up, ioSize, &halfClosed, linger)
-	var downErr error
+	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, halfClosed: &halfClosed, linger: linger}
+	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, halfClosed: &halfClosed, linger: linger}
+	downErr := make(chan error, 1)
+	go func() { downErr <- down.run() }()
+	upErr := up.run()
 	if upErr != nil {
 		// Abort the other direction at once.
 		client.Close()
 		target.Close()
-		downErr = <-down
-	} else {
-		downErr = <-down
-		if downErr != nil {
-			client.Close()
-			target.Close()
-		}
+		return errors.Join(upErr, <-downErr)
 	}
-	return errors.Join(upErr, downErr)
+	err := <-downErr
+	if err != nil {
+		client.Close()
+		target.Close()
+	}
+	return err
 }
 
-// halfRelay copies src to dst until src's EOF, then half-closes dst. It
-// returns nil on a clean EOF.
-func halfRelay(dst, src net.Conn, count *atomic.Int64, ioSize int, halfClosed *atomic.Bool, linger time.Duration) error {
-	err := copyCounted(dst, src, count, ioSize, halfClosed, linger)
-	if err != nil {
+// direction is one half of a relay: src to dst.
+type direction struct {
+	dst, src   net.Conn
+	count      *atomic.Int64
+	ioSize     int
+	halfClosed *atomic.Bool
+	linger     time.Duration
+	ready      readiness
+}
+
+// run copies until src's EOF, then half-closes dst. It returns nil on a
+// clean EOF.
+func (d *direction) run() error {
+	if err := d.copy(); err != nil {
 		return err
 	}
-	if !halfClosed.Swap(true) {
-		// The other direction may now idle at most linger.
-		_ = dst.SetReadDeadline(time.Now().Add(linger))
+	if !d.halfClosed.Swap(true) {
+		// The other direction (reading dst) may now idle at most linger.
+		_ = d.dst.SetReadDeadline(time.Now().Add(d.linger))
 	}
-	// A conn that cannot half-close (or a wrapper over one) is closed:
-	// the peer must see the EOF either way.
-	if cw, ok := dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
-		dst.Close()
+	// A conn that cannot half-close (or a wrapper over one) is closed: the
+	// peer must see the EOF either way.
+	if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+		d.dst.Close()
 	}
 	return nil
 }
 
-// copyCounted copies src to dst, adding to count per chunk. Between two TCP
-// conns the kernel splices; otherwise a pooled buffer of ioSize is used.
-func copyCounted(dst, src net.Conn, count *atomic.Int64, ioSize int, halfClosed *atomic.Bool, linger time.Duration) error {
-	dt, dok := dst.(*net.TCPConn)
-	st, sok := src.(*net.TCPConn)
+// copy moves src to dst, adding to count per chunk. An idle direction holds
+// no buffer and no pipe: it first waits until src is readable, and only
+// then takes a pooled buffer or lets the kernel splice exactly the bytes
+// that are waiting.
+func (d *direction) copy() error {
+	d.ready.init(d.src)
+	dt, dok := d.dst.(*net.TCPConn)
+	st, sok := d.src.(*net.TCPConn)
 	if dok && sok {
-		lr := &io.LimitedReader{R: st}
-		for {
-			lr.N = spliceChunk
-			n, err := dt.ReadFrom(lr)
-			count.Add(n)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return nil // EOF
-			}
-			if halfClosed.Load() {
-				_ = src.SetReadDeadline(time.Now().Add(linger))
-			}
-		}
+		return d.splice(dt, st)
 	}
-	bp := getBuffer(ioSize)
-	defer putBuffer(ioSize, bp)
-	buf := *bp
+	return d.buffered()
+}
+
+func (d *direction) splice(dst, src *net.TCPConn) error {
+	lr := &io.LimitedReader{R: src}
 	for {
-		nr, rerr := src.Read(buf)
+		avail, err := d.ready.wait()
+		if err != nil {
+			return err
+		}
+		if avail == 0 {
+			return nil // EOF
+		}
+		lr.N = int64(min(avail, spliceChunk))
+		n, err := dst.ReadFrom(lr)
+		d.count.Add(n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil // EOF
+		}
+		d.touch()
+	}
+}
+
+func (d *direction) buffered() error {
+	for {
+		if _, err := d.ready.wait(); err != nil {
+			return err
+		}
+		bp := getBuffer(d.ioSize)
+		nr, rerr := d.src.Read(*bp)
+		var werr error
 		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			count.Add(int64(nw))
-			if werr != nil {
-				return werr
-			}
-			if halfClosed.Load() {
-				_ = src.SetReadDeadline(time.Now().Add(linger))
-			}
+			var nw int
+			nw, werr = d.dst.Write((*bp)[:nr])
+			d.count.Add(int64(nw))
 		}
-		if rerr == io.EOF {
+		putBuffer(d.ioSize, bp)
+		switch {
+		case werr != nil:
+			return werr
+		case rerr == io.EOF:
 			return nil
-		}
-		if rerr != nil {
+		case rerr != nil:
 			return rerr
 		}
+		d.touch()
 	}
+}
+
+// touch extends the linger deadline after progress in a half-closed relay.
+func (d *direction) touch() {
+	if d.halfClosed.Load() {
+		_ = d.src.SetReadDeadline(time.Now().Add(d.linger))
+	}
+}
+
+// readiness waits for a conn to become readable without reading from it.
+// It works on the conn's socket, looking through wrappers that declare
+// middleware.ReadThrough; for a conn with no socket it does not wait.
+type readiness struct {
+	rc    syscall.RawConn
+	check func(fd uintptr) bool // r.checkFD, bound once: no allocation per wait
+	avail int
+	peek  [1]byte
+	err   error
+}
+
+func (r *readiness) init(c net.Conn) {
+	r.check = r.checkFD
+	for {
+		if sc, ok := c.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				r.rc = rc
+			}
+			return
+		}
+		u, ok := c.(middleware.ReadThrough)
+		if !ok {
+			return
+		}
+		c = u.Inner()
+	}
+}
+
+// wait blocks until the socket has data, EOF or an error (or the read
+// deadline passes) and returns how many bytes are waiting: 0 means EOF.
+// Without a socket it returns spliceChunk at once.
+func (r *readiness) wait() (int, error) {
+	if r.rc == nil {
+		return spliceChunk, nil
+	}
+	r.avail, r.err = 0, nil
+	if err := r.rc.Read(r.check); err != nil {
+		return 0, err
+	}
+	return r.avail, r.err
 }
 
 // bufferPools holds one sync.Pool of relay buffers per IO size.

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -111,4 +112,13 @@ type Editable interface {
 	// ParseItem turns one line of text into the value New expects as an
 	// item of the list key (the same shape as in the YAML file).
 	ParseItem(key, text string) (any, error)
+}
+
+// ReadThrough is implemented by a conn wrapper (installed on Session.Conn)
+// whose Read reads straight from the conn it wraps and buffers nothing.
+// The relay then waits on the inner socket for data, so an idle connection
+// holds no relay buffer. A wrapper that buffers (TLS, a bufio.Reader) must
+// not implement it: the socket could be idle while the wrapper holds data.
+type ReadThrough interface {
+	Inner() net.Conn
 }

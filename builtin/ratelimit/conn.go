@@ -35,7 +35,10 @@ type conn struct {
 	user  atomic.Pointer[pair]
 }
 
-var _ net.Conn = (*conn)(nil)
+var (
+	_ net.Conn               = (*conn)(nil)
+	_ middleware.ReadThrough = (*conn)(nil)
+)
 
 // Read reads at most chunk bytes, then waits until the limiters allow them.
 func (c *conn) Read(p []byte) (int, error) {
@@ -75,6 +78,10 @@ func (c *conn) Close() error {
 	c.cancel()
 	return c.Conn.Close()
 }
+
+// Inner returns the wrapped conn (middleware.ReadThrough): Read buffers
+// nothing, so the relay may wait on the inner socket while idle.
+func (c *conn) Inner() net.Conn { return c.Conn }
 
 // CloseWrite half-closes the client conn, as the relay does when the target
 // has no more to send. It fails with errors.ErrUnsupported when the inner

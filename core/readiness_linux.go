@@ -1,0 +1,36 @@
+package core
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// checkFD is the RawConn.Read callback: false (wait) while the socket has
+// nothing to read; otherwise it records the bytes waiting (FIONREAD), or 0
+// with the error for EOF or a pending error.
+func (r *readiness) checkFD(fd uintptr) bool {
+	var n int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); e == 0 && n > 0 {
+		r.avail = int(n)
+		return true
+	}
+	// Nothing queued: not ready yet, at EOF, or failed. A one-byte peek tells.
+	var m uintptr
+	var e syscall.Errno
+	for {
+		m, _, e = syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.peek[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case e == syscall.EAGAIN:
+		return false
+	case e != 0:
+		r.err = e
+	case m > 0:
+		r.avail = int(m) // data arrived between the two calls
+	}
+	return true
+}

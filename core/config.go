@@ -54,6 +54,12 @@ type SOCKSConfig struct {
 	// Linger bounds how long the other direction may stay idle after one
 	// direction of a relay has ended (half-close).
 	Linger time.Duration `koanf:"linger"`
+	// IdleTimeout closes a relay with no bytes either way for this long;
+	// 0 turns it off.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// DrainTimeout is how long a stopping server lets open connections
+	// finish before it closes them.
+	DrainTimeout time.Duration `koanf:"drain_timeout"`
 }
 
 // PCTPConfig is the admin listener.
@@ -97,6 +103,8 @@ func defaults() map[string]any {
 		"socks.handshake_timeout": "10s",
 		"socks.connect_timeout":   "10s",
 		"socks.linger":            "60s",
+		"socks.idle_timeout":      "0s",
+		"socks.drain_timeout":     "30s",
 		"pctp.address":            "127.0.0.1",
 		"pctp.port":               8080,
 		"log.level":               "INFO",
@@ -302,10 +310,14 @@ func (c *Config) validate() error {
 		"socks.handshake_timeout": c.SOCKS.HandshakeTimeout,
 		"socks.connect_timeout":   c.SOCKS.ConnectTimeout,
 		"socks.linger":            c.SOCKS.Linger,
+		"socks.drain_timeout":     c.SOCKS.DrainTimeout,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%w: %s: must be a positive duration, got %s", ErrConfig, key, d)
 		}
+	}
+	if c.SOCKS.IdleTimeout < 0 {
+		return fmt.Errorf("%w: socks.idle_timeout: must be 0 (off) or a positive duration, got %s", ErrConfig, c.SOCKS.IdleTimeout)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,14 +17,57 @@ import (
 // least once per chunk during long transfers.
 const spliceChunk = 1 << 20
 
+// relayTimeouts are the relay's two idle limits.
+type relayTimeouts struct {
+	// idle closes a relay with no bytes either way for this long (0: off).
+	idle time.Duration
+	// linger bounds how long the remaining direction may stay idle once
+	// the other has ended (half-close).
+	linger time.Duration
+}
+
+// relayState is shared by a relay's two directions.
+type relayState struct {
+	relayTimeouts
+	// halfAt is when the first direction ended (unix ns), 0 before.
+	halfAt atomic.Int64
+	// last is when bytes last moved either way (unix ns); kept only when
+	// an idle timeout is set.
+	last atomic.Int64
+}
+
+// deadline is when a read must give up: the idle limit counted from the
+// last bytes either way and, once half-closed, the linger limit counted
+// from own (the later of the half-close and the reading direction's last
+// bytes); the earlier of the two. Zero means none.
+func (st *relayState) deadline(own int64) time.Time {
+	var dl time.Time
+	if st.idle > 0 {
+		dl = time.Unix(0, st.last.Load()).Add(st.idle)
+	}
+	if h := st.halfAt.Load(); h != 0 {
+		l := time.Unix(0, max(h, own)).Add(st.linger)
+		if dl.IsZero() || l.Before(dl) {
+			dl = l
+		}
+	}
+	return dl
+}
+
 // relay copies both directions concurrently until both have ended. One
 // side's EOF becomes a CloseWrite on the other while the opposite direction
-// keeps flowing; from then on that direction may stay idle at most linger.
-// An error in either direction ends both.
-func relay(s *middleware.Session, client, target net.Conn, ioSize int, linger time.Duration) error {
-	var halfClosed atomic.Bool
-	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, halfClosed: &halfClosed, linger: linger}
-	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, halfClosed: &halfClosed, linger: linger}
+// keeps flowing, idle at most linger. An error in either direction, or
+// the idle timeout, ends both.
+func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) error {
+	st := &relayState{relayTimeouts: t}
+	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, st: st}
+	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, st: st}
+	if t.idle > 0 {
+		now := time.Now()
+		st.last.Store(now.UnixNano())
+		_ = client.SetReadDeadline(now.Add(t.idle))
+		_ = target.SetReadDeadline(now.Add(t.idle))
+	}
 	downErr := make(chan error, 1)
 	go func() { downErr <- down.run() }()
 	upErr := up.run()
@@ -43,12 +87,15 @@ func relay(s *middleware.Session, client, target net.Conn, ioSize int, linger ti
 
 // direction is one half of a relay: src to dst.
 type direction struct {
-	dst, src   net.Conn
-	count      *atomic.Int64
-	ioSize     int
-	halfClosed *atomic.Bool
-	linger     time.Duration
-	ready      readiness
+	dst, src net.Conn
+	count    *atomic.Int64
+	ioSize   int
+	st       *relayState
+	ready    readiness
+	// own is when this direction last moved bytes (unix ns), kept once
+	// the relay is half-closed, for the linger limit. Only this
+	// direction's goroutine touches it.
+	own int64
 }
 
 // run copies until src's EOF, then half-closes dst. It returns nil on a
@@ -57,9 +104,9 @@ func (d *direction) run() error {
 	if err := d.copy(); err != nil {
 		return err
 	}
-	if !d.halfClosed.Swap(true) {
+	if d.st.halfAt.CompareAndSwap(0, time.Now().UnixNano()) {
 		// The other direction (reading dst) may now idle at most linger.
-		_ = d.dst.SetReadDeadline(time.Now().Add(d.linger))
+		_ = d.dst.SetReadDeadline(d.st.deadline(0))
 	}
 	// A conn that cannot half-close (or a wrapper over one) is closed: the
 	// peer must see the EOF either way.
@@ -88,6 +135,9 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 	for {
 		avail, err := d.ready.wait()
 		if err != nil {
+			if d.rearm(err) {
+				continue
+			}
 			return err
 		}
 		if avail == 0 {
@@ -102,13 +152,16 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 		if n == 0 {
 			return nil // EOF
 		}
-		d.touch()
+		d.progress()
 	}
 }
 
 func (d *direction) buffered() error {
 	for {
 		if _, err := d.ready.wait(); err != nil {
+			if d.rearm(err) {
+				continue
+			}
 			return err
 		}
 		bp := getBuffer(d.ioSize)
@@ -118,6 +171,7 @@ func (d *direction) buffered() error {
 			var nw int
 			nw, werr = d.dst.Write((*bp)[:nr])
 			d.count.Add(int64(nw))
+			d.progress()
 		}
 		putBuffer(d.ioSize, bp)
 		switch {
@@ -126,17 +180,36 @@ func (d *direction) buffered() error {
 		case rerr == io.EOF:
 			return nil
 		case rerr != nil:
+			if d.rearm(rerr) {
+				continue
+			}
 			return rerr
 		}
-		d.touch()
 	}
 }
 
-// touch extends the linger deadline after progress in a half-closed relay.
-func (d *direction) touch() {
-	if d.halfClosed.Load() {
-		_ = d.src.SetReadDeadline(time.Now().Add(d.linger))
+// progress records that bytes moved, when a timeout needs to know.
+func (d *direction) progress() {
+	if d.st.idle > 0 || d.st.halfAt.Load() != 0 {
+		now := time.Now().UnixNano()
+		d.st.last.Store(now)
+		d.own = now
 	}
+}
+
+// rearm handles a read deadline that passed: if bytes moved since it was
+// set (the other direction, or this one), it sets the next deadline and
+// reports true; otherwise the relay has been idle too long.
+func (d *direction) rearm(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	dl := d.st.deadline(d.own)
+	if dl.IsZero() || !dl.After(time.Now()) {
+		return false
+	}
+	_ = d.src.SetReadDeadline(dl)
+	return true
 }
 
 // readiness waits for a conn to become readable without reading from it.

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -49,4 +51,88 @@ func TestIdleConnectionsHoldNoPipe(t *testing.T) {
 	if held >= conns {
 		t.Fatalf("%d pipe descriptors for %d idle connections: idle relays hold pipes", held, conns)
 	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	cfg := testConfig(defaultTestChain()...)
+	cfg.SOCKS.IdleTimeout = 300 * time.Millisecond
+	_, addr := startProxy(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The target sends a byte every 100 ms for a while: one direction busy,
+	// the other silent. Such a relay is not idle.
+	go func() {
+		for i := 0; i < 2; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn, talk bool) {
+				defer c.Close()
+				for j := 0; talk && j < 8; j++ {
+					if _, err := c.Write([]byte{'x'}); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}(c, i == 0)
+		}
+	}()
+	busy, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_ = busy.SetDeadline(time.Now().Add(10 * time.Second))
+	if got := readN(t, busy, 8); string(got) != "xxxxxxxx" {
+		t.Fatalf("busy relay got %q", got)
+	}
+	// Now both directions are silent: the relay ends after the timeout.
+	start := time.Now()
+	expectClosed(t, busy)
+	t.Logf("idle relay closed %v after its last byte", time.Since(start).Round(10*time.Millisecond))
+
+	silent, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	_ = silent.SetDeadline(time.Now().Add(10 * time.Second))
+	expectClosed(t, silent)
+}
+
+func TestLingerAfterHalfClose(t *testing.T) {
+	cfg := testConfig(defaultTestChain()...)
+	cfg.SOCKS.Linger = 300 * time.Millisecond
+	_, addr := startProxy(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c) // reads the half-close, never answers
+		time.Sleep(10 * time.Second)
+	}()
+	c, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	expectClosed(t, c)
+	t.Logf("half-closed relay with a silent peer closed after %v", time.Since(start).Round(10*time.Millisecond))
 }

@@ -20,6 +20,7 @@ type Settings struct {
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
 	Linger           time.Duration
+	IdleTimeout      time.Duration
 }
 
 // Stage is one compiled stage of a snapshot.
@@ -47,17 +48,13 @@ type Draft struct {
 	Chain []StageConfig
 }
 
-// SetUser adds or replaces a user.
-func (d *Draft) SetUser(name, password string, role middleware.Role) error {
-	return d.users.set(name, password, role)
-}
-
-// AddUser adds a user; a taken name is ErrUserExists.
+// AddUser adds a user, hashing the password with bcrypt; a taken name is
+// ErrUserExists.
 func (d *Draft) AddUser(name, password string, role middleware.Role) error {
 	if d.users.Has(name) {
 		return fmt.Errorf("%w: %q", ErrUserExists, name)
 	}
-	return d.users.set(name, password, role)
+	return d.users.setNew(name, password, role)
 }
 
 // DeleteUser removes a user; the last ADMIN cannot be removed.
@@ -109,21 +106,16 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		dialer:  &net.Dialer{},
 	}
 	r.sessions.init()
-	users := &Users{m: map[string]userEntry{}}
-	for i, u := range cfg.Users {
-		role, err := middleware.ParseRole(u.Role)
-		if err != nil {
-			return nil, fmt.Errorf("%w: users[%d].role: %v", ErrConfig, i, err)
-		}
-		if err := users.set(u.Name, u.Password, role); err != nil {
-			return nil, fmt.Errorf("%w: users[%d]: %v", ErrConfig, i, err)
-		}
+	users := newUsers()
+	if err := users.setConfigured(cfg.Users); err != nil {
+		return nil, err
 	}
 	d := &Draft{
 		Settings: Settings{
 			HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
 			ConnectTimeout:   cfg.SOCKS.ConnectTimeout,
 			Linger:           cfg.SOCKS.Linger,
+			IdleTimeout:      cfg.SOCKS.IdleTimeout,
 		},
 		users: users,
 		Chain: cloneChain(cfg.Chain),

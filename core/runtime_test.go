@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -235,4 +236,42 @@ swapping:
 		t.Error("no swap happened while clients relayed")
 	}
 	t.Logf("%d snapshot swaps while %d clients relayed", swaps, clients)
+}
+
+func TestHashedPasswords(t *testing.T) {
+	hash, err := HashPassword("hunter2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsBcryptHash(hash) || IsBcryptHash("hunter2") || IsBcryptHash("$2a$10$short") {
+		t.Fatal("IsBcryptHash misjudges")
+	}
+	if _, err := HashPassword(""); err == nil {
+		t.Fatal("empty password hashed")
+	}
+	cfg := testConfig(stage("test.auth"))
+	cfg.Users = append(cfg.Users, UserConfig{Name: "carol", Password: hash, Role: "basic"})
+	rt, err := NewRuntime(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // the first check runs bcrypt, the next hit the cache
+		if _, ok := rt.Login("carol", "hunter2"); !ok {
+			t.Fatalf("check %d: right password refused", i)
+		}
+		if _, ok := rt.Login("carol", "hunter3"); ok {
+			t.Fatalf("check %d: wrong password accepted", i)
+		}
+	}
+	// A user added at run time is stored as a bcrypt hash.
+	if err := rt.AddUser("dave", "pw", middleware.RoleBasic); err != nil {
+		t.Fatal(err)
+	}
+	e := rt.Snapshot().Users.m["dave"]
+	if bcrypt.CompareHashAndPassword(e.hash, []byte("pw")) != nil {
+		t.Fatal("run-time user has no bcrypt hash")
+	}
+	if _, ok := rt.Login("dave", "pw"); !ok {
+		t.Fatal("run-time user cannot log in")
+	}
 }

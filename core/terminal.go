@@ -59,7 +59,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	if ioSize <= 0 {
 		ioSize = defaultIOSize
 	}
-	return relay(s, client, target, ioSize, t.settings.Linger)
+	return relay(s, client, target, ioSize, relayTimeouts{idle: t.settings.IdleTimeout, linger: t.settings.Linger})
 }
 
 // handshake runs greeting, authentication and request, dials and sends the

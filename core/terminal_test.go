@@ -290,9 +290,11 @@ func transfer(t *testing.T, proxyAddr string, size int) {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		go func() { _, _ = c.Write(down); _ = c.(*net.TCPConn).CloseWrite() }()
+		wrote := make(chan struct{})
+		go func() { _, _ = c.Write(down); _ = c.(*net.TCPConn).CloseWrite(); close(wrote) }()
 		h := sha256.New()
 		_, _ = io.Copy(h, c)
+		<-wrote // closing c before the write ends would cut the download
 		serverGot <- [32]byte(h.Sum(nil))
 	}()
 	c, err := socksDialer(t, proxyAddr, "bob", "builder").Dial("tcp", ln.Addr().String())
@@ -303,11 +305,12 @@ func transfer(t *testing.T, proxyAddr string, size int) {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() { _, _ = c.Write(up); _ = c.(interface{ CloseWrite() error }).CloseWrite() }()
 	h := sha256.New()
-	if _, err := io.Copy(h, c); err != nil {
+	n, err := io.Copy(h, c)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if [32]byte(h.Sum(nil)) != sha256.Sum256(down) {
-		t.Fatal("download checksum mismatch")
+		t.Fatalf("download checksum mismatch (%d of %d bytes)", n, size)
 	}
 	select {
 	case sum := <-serverGot:

@@ -173,9 +173,11 @@ func transfer(t *testing.T, d proxy.Dialer, size int) {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		go func() { _, _ = c.Write(down); _ = c.(*net.TCPConn).CloseWrite() }()
+		wrote := make(chan struct{})
+		go func() { _, _ = c.Write(down); _ = c.(*net.TCPConn).CloseWrite(); close(wrote) }()
 		h := sha256.New()
 		_, _ = io.Copy(h, c)
+		<-wrote // closing c before the write ends would cut the download
 		got <- [32]byte(h.Sum(nil))
 	}()
 	c, err := d.Dial("tcp", ln.Addr().String())

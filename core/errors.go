@@ -39,6 +39,8 @@ var (
 	// ErrNobodyCanConnect: no users and no stage allows anonymous access.
 	ErrNobodyCanConnect = errors.New("core: no users and anonymous access is off: nobody could use the proxy")
 
+	// errShutdown ends the connections still open when a drain runs out.
+	errShutdown = errors.New("core: server shutting down")
 	// errShort: the buffer holds only part of a message (internal).
 	errShort = errors.New("core: short message")
 )

@@ -196,6 +196,9 @@ func startProxy(t testing.TB, cfg *Config) (*Runtime, string) {
 		case <-time.After(10 * time.Second):
 			t.Error("ServeSOCKS did not return after cancel")
 		}
+		ctx, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer stop()
+		rt.Shutdown(ctx)
 	})
 	return rt, ln.Addr().String()
 }

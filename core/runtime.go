@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -85,6 +87,14 @@ type Runtime struct {
 
 	sessions sessionTable
 	nextID   atomic.Uint64
+	// conns counts connection goroutines, for Shutdown.
+	conns sync.WaitGroup
+	// base is the parent of every connection's context; Shutdown cancels
+	// it to end the connections that outlive the drain.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+	// acceptErrors counts failed accepts (descriptor exhaustion).
+	acceptErrors atomic.Int64
 
 	// dialer is the base dialer every session starts with.
 	dialer middleware.Dialer
@@ -106,26 +116,18 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		dialer:  &net.Dialer{},
 	}
 	r.sessions.init()
+	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	users := newUsers()
 	if err := users.setConfigured(cfg.Users); err != nil {
 		return nil, err
 	}
-	d := &Draft{
-		Settings: Settings{
-			HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
-			ConnectTimeout:   cfg.SOCKS.ConnectTimeout,
-			Linger:           cfg.SOCKS.Linger,
-			IdleTimeout:      cfg.SOCKS.IdleTimeout,
-		},
-		users: users,
-		Chain: cloneChain(cfg.Chain),
-	}
+	d := &Draft{Settings: settingsOf(cfg), users: users, Chain: cloneChain(cfg.Chain)}
 	s, err := r.compile(d)
+	if errors.Is(err, ErrNobodyCanConnect) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if s.Users.Len() == 0 && !allowsAnonymous(s) {
-		return nil, ErrNobodyCanConnect
 	}
 	r.snap.Store(s)
 	return r, nil
@@ -194,12 +196,35 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 		present[st.Type] = true
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
 	}
+	if s.Users.Len() == 0 && !allowsAnonymous(s) {
+		return nil, ErrNobodyCanConnect
+	}
 	var h middleware.Handler = &terminal{rt: r, settings: s.Settings}
 	for i := len(s.Stages) - 1; i >= 0; i-- {
 		h = s.Stages[i].Middleware.Wrap(h)
 	}
 	s.Handler = h
 	return s, nil
+}
+
+// Reload applies a freshly loaded configuration: the settings, the chain
+// and the configuration's users (users added at run time stay). Listener
+// addresses change only with a restart. A failed reload changes nothing.
+func (r *Runtime) Reload(cfg *Config) error {
+	return r.Update(func(d *Draft) error {
+		d.Settings = settingsOf(cfg)
+		d.Chain = cloneChain(cfg.Chain)
+		return d.users.setConfigured(cfg.Users)
+	})
+}
+
+func settingsOf(cfg *Config) Settings {
+	return Settings{
+		HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
+		ConnectTimeout:   cfg.SOCKS.ConnectTimeout,
+		Linger:           cfg.SOCKS.Linger,
+		IdleTimeout:      cfg.SOCKS.IdleTimeout,
+	}
 }
 
 func allowsAnonymous(s *Snapshot) bool {

@@ -275,3 +275,33 @@ func TestHashedPasswords(t *testing.T) {
 		t.Fatal("run-time user cannot log in")
 	}
 }
+
+func TestReload(t *testing.T) {
+	rt, err := NewRuntime(testConfig(stage("test.auth"), stage("test.iosize", "size", 5000)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddUser("runtime", "pw", middleware.RoleBasic); err != nil {
+		t.Fatal(err)
+	}
+	next := testConfig(stage("test.auth"), stage("test.iosize", "size", 6000))
+	next.Users = []UserConfig{{Name: "admin", Password: "newpass", Role: "admin"}} // bob removed
+	next.SOCKS.ConnectTimeout = 7 * time.Second
+	if err := rt.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(rt.Users()); got != "[{admin Admin} {runtime Basic}]" {
+		t.Errorf("users after reload = %s", got)
+	}
+	if _, ok := rt.Login("admin", "newpass"); !ok {
+		t.Error("reloaded password not in force")
+	}
+	if s := rt.Settings(); s[0].Value != "6000" || rt.Snapshot().Settings.ConnectTimeout != 7*time.Second {
+		t.Errorf("settings after reload = %+v %+v", s, rt.Snapshot().Settings)
+	}
+	before := rt.Snapshot()
+	bad := testConfig(stage("nope"))
+	if err := rt.Reload(bad); err == nil || rt.Snapshot() != before {
+		t.Fatalf("a bad reload was applied (err %v)", err)
+	}
+}

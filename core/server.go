@@ -6,26 +6,28 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/socks5d/socks5d/middleware"
 )
 
-// acceptBackoffMax caps the pause after a failed accept (EMFILE and the like).
-const acceptBackoffMax = time.Second
+// acceptBackoffMax caps the pause after a failed accept (EMFILE and the
+// like), so the server serves again soon after descriptors free up.
+const acceptBackoffMax = 100 * time.Millisecond
+
+// acceptLogEvery is the interval at which accept failures are logged.
+const acceptLogEvery = 5 * time.Second
 
 // ServeSOCKS accepts SOCKS connections on ln until ctx is cancelled or ln
-// fails for good, serving each through the live snapshot's chain. It closes
-// ln, ends open connections when ctx is cancelled, and returns once every
-// connection it started has ended.
+// is closed, serving each through the live snapshot's chain. It closes ln
+// and returns when it stops accepting; the connections it started go on
+// until they end or Shutdown ends them.
 func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var backoff time.Duration
 	var lastLog time.Time
+	failures := 0
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -33,11 +35,13 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 				return nil
 			}
 			// Out of descriptors or a transient failure: pause instead
-			// of spinning, and log at most once a second.
+			// of spinning, and log once per interval, not per attempt.
+			failures++
+			r.acceptErrors.Add(1)
 			backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
-			if time.Since(lastLog) >= time.Second {
-				r.logger.Error("accept failed; backing off", "error", err, "backoff", backoff)
-				lastLog = time.Now()
+			if time.Since(lastLog) >= acceptLogEvery {
+				r.logger.Error("accept failed; backing off", "error", err, "failures", failures, "backoff", backoff)
+				lastLog, failures = time.Now(), 0
 			}
 			select {
 			case <-time.After(backoff):
@@ -47,12 +51,29 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		wg.Add(1)
+		r.conns.Add(1)
 		go func() {
-			defer wg.Done()
-			r.serveConn(ctx, c)
+			defer r.conns.Done()
+			r.serveConn(r.base, c)
 		}()
 	}
+}
+
+// Shutdown waits for open connections to end until ctx is done, then
+// closes the rest and waits for them. It returns how many it closed. Stop
+// accepting first (cancel ServeSOCKS's context).
+func (r *Runtime) Shutdown(ctx context.Context) int {
+	done := make(chan struct{})
+	go func() { r.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+	}
+	n := r.sessions.Len()
+	r.cancelBase(errShutdown)
+	<-done
+	return n
 }
 
 // serveConn serves one accepted connection through the live snapshot.

@@ -28,15 +28,17 @@ import (
 
 	_ "github.com/socks5d/socks5d/builtin" // the builtin stages
 	"github.com/socks5d/socks5d/core"
+	"github.com/socks5d/socks5d/pctp"
 )
+
+// core.Runtime is what the admin protocol administers.
+var _ pctp.Admin = (*core.Runtime)(nil)
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	os.Exit(exitCode(err, os.Stderr))
 }
 
@@ -78,8 +80,14 @@ var flagKeys = map[string]string{
 	"d": "log.level",
 }
 
-// run is the whole server; main only adds signals and the exit status.
+// run is the whole server; main only maps its error to an exit status.
+// It serves until ctx is cancelled or SIGINT/SIGTERM arrives, then drains
+// (a second signal ends the drain at once). SIGHUP reloads the
+// configuration file.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "hash" {
+		return runHash(args[1:], os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("socks5d", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("c", "", "configuration `file` (default "+core.DefaultConfigFile+" if it exists, else built-in defaults)")
@@ -90,9 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.String("d", "", "log `level`: DEBUG, INFO, WARN, ERROR, NONE (default INFO)")
 	var users userList
 	fs.Var(&users, "u", "initial ADMIN `user:pass` (repeatable)")
+	check := fs.Bool("t", false, "check the configuration and exit (status 0 if valid, 2 if not)")
 	showVersion := fs.Bool("v", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: socks5d [flags]\n\nA SOCKS5 proxy with a live middleware chain, administered over PCTP.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: socks5d [flags]\n       socks5d hash    (reads a password, prints a bcrypt hash for the config file)\n\nA SOCKS5 proxy with a live middleware chain, administered over PCTP.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nEnvironment: %sSECTION__KEY overrides the file, e.g. %sSOCKS__PORT=1081.\n", core.EnvPrefix, core.EnvPrefix)
 	}
@@ -115,14 +124,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			flags[key] = f.Value.String()
 		}
 	})
-	cfg, err := core.LoadConfig(core.LoadOptions{
-		File:    *configFile,
-		Environ: os.Environ(),
-		Flags:   flags,
-		Users:   users,
-	})
+	load := func() (*core.Config, error) {
+		cfg, err := core.LoadConfig(core.LoadOptions{File: *configFile, Environ: os.Environ(), Flags: flags, Users: users})
+		if err != nil {
+			return nil, flagError(err, flags)
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
-		return usageError{flagError(err, flags)}
+		return usageError{err}
 	}
 	level, _ := core.ParseLevel(cfg.Log.Level) // validated by LoadConfig
 	logger := hclog.New(&hclog.LoggerOptions{
@@ -138,40 +149,104 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if *check {
+		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
+		return nil
+	}
 
-	socksAddr := net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port))
-	socksLn, err := net.Listen("tcp", socksAddr)
+	socksLn, err := net.Listen("tcp", net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port)))
 	if err != nil {
 		return fmt.Errorf("SOCKS listener: %w", err)
 	}
-	source := cfg.Source
-	if source == "" {
-		source = "built-in defaults"
+	pctpLn, err := net.Listen("tcp", net.JoinHostPort(cfg.PCTP.Address, strconv.Itoa(cfg.PCTP.Port)))
+	if err != nil {
+		socksLn.Close()
+		return fmt.Errorf("PCTP listener: %w", err)
 	}
+	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users))
+	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
+	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String())
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	serve := func(name string, fn func(context.Context, net.Listener) error, ln net.Listener) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(serveCtx, ln); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
+	serve("SOCKS", rt.ServeSOCKS, socksLn)
+	serve("PCTP", admin.Serve, pctpLn)
+
+	var runErr error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err := <-errs:
+			runErr = err
+			break wait
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				logger.Info("signal received; stopping", "signal", sig.String())
+				break wait
+			}
+			next, err := load()
+			if err == nil {
+				err = rt.Reload(next)
+			}
+			if err != nil {
+				logger.Error("reload rejected; the running configuration is unchanged", "error", err)
+				continue
+			}
+			logger.Info("configuration reloaded", "source", sourceOf(next), "chain", chainOf(next))
+		}
+	}
+
+	// Stop accepting at once, then let open connections finish.
+	stopServing()
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.SOCKS.DrainTimeout)
+	defer cancelDrain()
+	go func() {
+		select {
+		case <-sigs: // a second signal: stop now
+			cancelDrain()
+		case <-drainCtx.Done():
+		}
+	}()
+	logger.Info("draining connections", "timeout", cfg.SOCKS.DrainTimeout)
+	if closed := rt.Shutdown(drainCtx); closed > 0 {
+		logger.Warn("closed connections still open after the drain", "count", closed)
+	}
+	wg.Wait()
+	logger.Info("stopped")
+	return runErr
+}
+
+func sourceOf(cfg *core.Config) string {
+	if cfg.Source == "" {
+		return "built-in defaults"
+	}
+	return cfg.Source
+}
+
+func chainOf(cfg *core.Config) string {
 	stages := make([]string, 0, len(cfg.Chain))
 	for _, st := range cfg.Chain {
 		stages = append(stages, st.Name)
 	}
-	logger.Info("configuration loaded", "source", source, "chain", strings.Join(stages, " → "), "users", len(cfg.Users))
-	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := rt.ServeSOCKS(ctx, socksLn); err != nil {
-			errs <- fmt.Errorf("SOCKS: %w", err)
-		}
-	}()
-	wg.Wait()
-	logger.Info("stopped")
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return strings.Join(stages, " → ")
 }
 
 // flagError makes a configuration error about a key that was set by a flag

@@ -1,0 +1,81 @@
+package pctp
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// IOSetting is the setting CONFIG IO=<bytes> changes.
+const IOSetting = "iobuf.size"
+
+// Replies to invalid arguments.
+const (
+	badConfigShape = "Expected IO=<bytes> or <key>=<value>"
+	badConfigIO    = "IO value must be a number of bytes"
+)
+
+func configCommands() []*command {
+	return []*command{{
+		keywords: []string{"CONFIG"},
+		phases:   phaseMain,
+		arg:      argOptional,
+		validate: validSetting,
+		reply:    replyMultiIfNoArgs,
+		usage:    "CONFIG [IO=<bytes>|<key>=<value>]",
+		help:     "List the live settings, or change one",
+		handle:   cmdConfig,
+	}}
+}
+
+func validSetting(arg string) string {
+	k, v, found := strings.Cut(arg, "=")
+	if !found || k == "" || strings.ContainsAny(k, " \t") {
+		return badConfigShape
+	}
+	if strings.EqualFold(k, "IO") {
+		if !allDigits(v) {
+			return badConfigIO
+		}
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return badConfigIO
+		}
+	}
+	return ""
+}
+
+func cmdConfig(_ context.Context, s *session, arg string) reply {
+	admin := s.srv.Admin
+	if arg == "" {
+		settings := admin.Settings()
+		lines := make([]string, len(settings))
+		for i, st := range settings {
+			lines[i] = st.Key + ": " + st.Value
+		}
+		return multi("Sending settings...", lines)
+	}
+	k, v, _ := strings.Cut(arg, "=")
+	if strings.EqualFold(k, "IO") {
+		if err := admin.Set(IOSetting, v); err != nil {
+			return fail("Cannot set IO buffers size: " + err.Error())
+		}
+		s.log.Info("setting changed", "key", IOSetting, "value", v)
+		return ok("Setting IO buffers size")
+	}
+	settings := admin.Settings()
+	known := make([]string, len(settings))
+	found := false
+	for i, st := range settings {
+		known[i] = st.Key
+		found = found || st.Key == k
+	}
+	if !found {
+		return fail(fmt.Sprintf("Unknown setting %q (known: %s)", k, strings.Join(known, ", ")))
+	}
+	if err := admin.Set(k, v); err != nil {
+		return fail("Cannot set " + k + ": " + err.Error())
+	}
+	s.log.Info("setting changed", "key", k, "value", v)
+	return ok("Setting " + k)
+}

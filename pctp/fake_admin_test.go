@@ -1,0 +1,175 @@
+package pctp_test
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socks5d/socks5d/middleware"
+	"github.com/socks5d/socks5d/pctp"
+)
+
+// fakeAdmin behaves like core.Runtime as PCTP sees it, with fixed
+// statistics and records so transcripts are deterministic.
+type fakeAdmin struct {
+	mu       sync.Mutex
+	users    map[string]fakeUser
+	settings []middleware.Setting
+	logins   int
+}
+
+type fakeUser struct {
+	password string
+	role     middleware.Role
+}
+
+var _ pctp.Admin = (*fakeAdmin)(nil)
+
+var (
+	errFakeUserExists  = errors.New("core: user exists")
+	errFakeNoUser      = errors.New("core: unknown user")
+	errFakeLastAdmin   = errors.New("core: cannot delete the last admin")
+	errFakeBadUser     = errors.New("core: bad user name or password")
+	errFakeUnknownSett = errors.New("core: unknown setting")
+)
+
+// newFakeAdmin has one user, admin/password, as the report's transcripts.
+func newFakeAdmin() *fakeAdmin {
+	return &fakeAdmin{
+		users: map[string]fakeUser{"admin": {"password", middleware.RoleAdmin}},
+		settings: []middleware.Setting{
+			{Key: "iobuf.size", Value: "4096", Help: "relay buffer size in bytes"},
+			{Key: "ratelimit.per_user", Value: "0", Help: "bytes per second per user, 0 for no limit"},
+			{Key: "ratelimit.per_conn", Value: "0", Help: "bytes per second per connection, 0 for no limit"},
+		},
+	}
+}
+
+func (f *fakeAdmin) Login(user, password string) (middleware.Role, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logins++
+	u, ok := f.users[user]
+	if subtle.ConstantTimeCompare([]byte(u.password), []byte(password)) != 1 || !ok {
+		return 0, false
+	}
+	return u.role, true
+}
+
+// Stats gives the required keys out of order and mixed with others, to
+// check that the server puts them first.
+func (f *fakeAdmin) Stats() []middleware.Stat {
+	return []middleware.Stat{
+		{Key: "uptime_seconds", Value: 3600},
+		{Key: "total_connections", Value: 148},
+		{Key: "failed_auths", Value: 2},
+		{Key: "current_connections", Value: 12},
+		{Key: "total_bytes_proxied", Value: 409600},
+		{Key: "connections_by_reply.0", Value: 140},
+		{Key: "current_bytes_proxied", Value: 1234},
+		{Key: "connections_by_reply.5", Value: 8},
+	}
+}
+
+// fakeRecords are newest first; the first three are PCTP.md's example.
+var fakeRecords = func() []middleware.Record {
+	at := func(s string) time.Time {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			panic(err)
+		}
+		return t.In(time.FixedZone("ART", -3*3600)) // LOGS must print UTC
+	}
+	dst := middleware.Target{Addr: netip.MustParseAddr("34.145.113.24"), Port: 443}
+	return []middleware.Record{
+		{ID: 6, Time: at("2025-07-13T13:55:03Z"), User: "alice", Client: netip.MustParseAddrPort("127.0.0.1:50514"), Command: middleware.CmdConnect, Target: dst, ReplySent: true, Bytes: 15750, AuthState: middleware.AuthOK},
+		{ID: 5, Time: at("2025-07-13T13:54:08Z"), User: "alice", Client: netip.MustParseAddrPort("127.0.0.1:33112"), Command: middleware.CmdConnect, Target: dst, ReplySent: true, Bytes: 15750, AuthState: middleware.AuthOK},
+		{ID: 4, Time: at("2025-07-13T13:54:05Z"), User: "alice", Client: netip.MustParseAddrPort("127.0.0.1:33096"), Command: middleware.CmdConnect, Target: dst, ReplySent: true, Bytes: 15750, AuthState: middleware.AuthOK},
+		{ID: 3, Time: at("2025-07-13T13:50:00Z"), Client: netip.MustParseAddrPort("[::ffff:10.0.0.7]:40000"), Command: middleware.CmdConnect, Target: middleware.Target{Name: "example.org", Port: 80}, ReplySent: true, Bytes: 1024, AuthState: middleware.AuthNoAuth},
+		{ID: 2, Time: at("2025-07-13T13:49:30Z"), User: "bob", Client: netip.MustParseAddrPort("[2001:db8::1]:51000"), Command: middleware.CmdConnect, Target: middleware.Target{Name: "closed.example", Port: 25}, Reply: middleware.ReplyConnectionRefused, ReplySent: true, AuthState: middleware.AuthOK},
+		{ID: 1, Time: at("2025-07-13T13:49:00Z"), User: "mallory", Client: netip.MustParseAddrPort("192.0.2.9:1234"), AuthState: middleware.AuthFailed},
+	}
+}()
+
+func (f *fakeAdmin) Records(n int) []middleware.Record {
+	if n <= 0 || n > len(fakeRecords) {
+		n = len(fakeRecords)
+	}
+	return slices.Clone(fakeRecords[:n])
+}
+
+func (f *fakeAdmin) Settings() []middleware.Setting {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.settings)
+}
+
+// Set validates like the stages do: sizes, and iobuf.size raised to 4096.
+func (f *fakeAdmin) Set(key, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.settings, func(s middleware.Setting) bool { return s.Key == key })
+	if i < 0 {
+		return fmt.Errorf("%w %q", errFakeUnknownSett, key)
+	}
+	size, err := middleware.ParseSize(value)
+	if err != nil {
+		return err
+	}
+	if key == "iobuf.size" && size < 4096 {
+		size = 4096
+	}
+	f.settings[i].Value = size.String()
+	return nil
+}
+
+func (f *fakeAdmin) Users() []middleware.User {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]middleware.User, 0, len(f.users))
+	for name, u := range f.users {
+		out = append(out, middleware.User{Name: name, Role: u.role})
+	}
+	slices.SortFunc(out, func(a, b middleware.User) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (f *fakeAdmin) AddUser(name, password string, role middleware.Role) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if name == "" || len(name) > 255 || password == "" || len(password) > 255 {
+		return errFakeBadUser
+	}
+	if _, ok := f.users[name]; ok {
+		return fmt.Errorf("%w: %q", errFakeUserExists, name)
+	}
+	f.users[name] = fakeUser{password, role}
+	return nil
+}
+
+func (f *fakeAdmin) DeleteUser(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", errFakeNoUser, name)
+	}
+	if u.role == middleware.RoleAdmin {
+		admins := 0
+		for _, v := range f.users {
+			if v.role == middleware.RoleAdmin {
+				admins++
+			}
+		}
+		if admins == 1 {
+			return errFakeLastAdmin
+		}
+	}
+	delete(f.users, name)
+	return nil
+}

@@ -1,0 +1,397 @@
+package pctp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// Defaults for the Server's zero fields.
+const (
+	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultMaxSessions  = 100
+)
+
+// Server serves PCTP sessions. Set Admin (required) and any other fields,
+// then call Serve. A Server must not be copied after first use, nor serve
+// two listeners at once.
+type Server struct {
+	// Admin is the proxy the sessions administer.
+	Admin Admin
+	// Logger gets one line per session and per command (keyword and admin
+	// user; never a command's argument when it may be a password). Nil
+	// discards.
+	Logger hclog.Logger
+	// IdleTimeout closes a session that sends no complete line for this
+	// long. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds the time to send one reply to a client that does
+	// not read. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxSessions is how many sessions may be open at once; a connection
+	// beyond it is answered "-ERR Too many sessions" and closed. Zero means
+	// DefaultMaxSessions; negative means no limit.
+	MaxSessions int
+	// LoginDelay is how long to wait before checking a login from an
+	// address that has failed failures times recently (shared by all of its
+	// sessions). Nil means DefaultLoginDelay.
+	LoginDelay func(failures int) time.Duration
+
+	once     sync.Once
+	log      hclog.Logger
+	fails    *failureTracker
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+func (srv *Server) init() {
+	srv.log = srv.Logger
+	if srv.log == nil {
+		srv.log = hclog.NewNullLogger()
+	}
+	srv.fails = newFailureTracker(trackerMax, trackerTTL)
+	srv.sessions = map[*session]struct{}{}
+}
+
+func (srv *Server) idleTimeout() time.Duration {
+	if srv.IdleTimeout > 0 {
+		return srv.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (srv *Server) writeTimeout() time.Duration {
+	if srv.WriteTimeout > 0 {
+		return srv.WriteTimeout
+	}
+	return DefaultWriteTimeout
+}
+
+func (srv *Server) loginDelay(failures int) time.Duration {
+	if srv.LoginDelay != nil {
+		return srv.LoginDelay(failures)
+	}
+	return DefaultLoginDelay(failures)
+}
+
+// Serve accepts admin sessions on ln, one goroutine each, until ctx is
+// cancelled or ln is closed. Before returning it closes ln and every
+// session and waits for their goroutines. It returns nil when ctx was
+// cancelled, and the accept error (which wraps net.ErrClosed when ln was
+// closed) otherwise.
+func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		return ErrNoListener
+	}
+	if srv.Admin == nil {
+		ln.Close()
+		return ErrNoAdmin
+	}
+	srv.once.Do(srv.init)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // closes every session (see serveConn)
+		wg.Wait()
+	}()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+
+	srv.log.Info("serving", "addr", ln.Addr().String())
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("pctp: accept: %w", err)
+			}
+			// Out of descriptors and the like: wait and retry, as
+			// net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			srv.log.Warn("accept failed", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		s := srv.newSession(conn)
+		if !srv.track(s) {
+			wg.Go(func() { srv.refuse(conn) })
+			continue
+		}
+		wg.Go(func() {
+			defer srv.untrack(s)
+			srv.serveConn(ctx, s)
+		})
+	}
+}
+
+// track registers s, or reports false when MaxSessions are open.
+func (srv *Server) track(s *session) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	limit := srv.MaxSessions
+	if limit == 0 {
+		limit = DefaultMaxSessions
+	}
+	if limit > 0 && len(srv.sessions) >= limit {
+		return false
+	}
+	srv.sessions[s] = struct{}{}
+	return true
+}
+
+func (srv *Server) untrack(s *session) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.sessions, s)
+}
+
+// refuse answers a connection beyond MaxSessions and closes it.
+func (srv *Server) refuse(conn net.Conn) {
+	defer conn.Close()
+	srv.log.Warn("too many sessions, refusing", "client", conn.RemoteAddr().String())
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte("-ERR Too many sessions\n"))
+}
+
+// closeSessionsOf ends every session logged in as user except keep, after
+// the user was deleted.
+func (srv *Server) closeSessionsOf(user string, keep *session) int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	n := 0
+	for s := range srv.sessions {
+		if s != keep && s.loggedIn(user) {
+			s.conn.Close()
+			n++
+		}
+	}
+	return n
+}
+
+// session is one admin connection. Its fields belong to its goroutine,
+// except admin, which closeSessionsOf reads under mu.
+type session struct {
+	srv    *Server
+	conn   net.Conn
+	r      *lineReader
+	w      *bufio.Writer
+	log    hclog.Logger
+	client netip.Addr
+
+	phase   phase
+	user    string // AUTHORIZATION: the name USER gave
+	addRole middleware.Role
+	addName string
+	closing bool // end the session after this reply
+
+	mu    sync.Mutex
+	admin string // the logged-in admin, "" before login
+}
+
+func (srv *Server) newSession(conn net.Conn) *session {
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	return &session{
+		srv:    srv,
+		conn:   conn,
+		r:      newLineReader(conn, MaxLine),
+		w:      bufio.NewWriter(conn),
+		log:    srv.log.With("client", conn.RemoteAddr().String()),
+		client: client,
+		phase:  phaseAuth,
+	}
+}
+
+func (s *session) loggedIn(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admin != "" && s.admin == user
+}
+
+func (s *session) setAdmin(user string) {
+	s.mu.Lock()
+	s.admin = user
+	s.mu.Unlock()
+	s.log = s.log.With("user", user)
+}
+
+func (s *session) adminName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admin
+}
+
+// serveConn runs one session until EXIT, an error, the idle timeout or the
+// end of ctx.
+func (srv *Server) serveConn(ctx context.Context, s *session) {
+	defer s.conn.Close()
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	s.log.Debug("session opened")
+	defer s.log.Debug("session closed")
+	for {
+		_ = s.conn.SetReadDeadline(time.Now().Add(srv.idleTimeout()))
+		line, tooLong, err := s.r.next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				s.log.Info("session idle, closing")
+			}
+			return
+		}
+		r := s.dispatch(ctx, line, tooLong)
+		if err := s.write(r); err != nil {
+			s.log.Debug("write failed", "error", err)
+			return
+		}
+		if s.closing {
+			return
+		}
+	}
+}
+
+// reply is what a handler answers; the dispatcher writes it.
+type reply struct {
+	ok    bool
+	text  string   // after "+OK " or "-ERR "
+	multi bool     // a multi-line reply: lines, then an empty line
+	lines []string // data lines (never empty; empty ones are dropped)
+}
+
+func ok(text string) reply   { return reply{ok: true, text: text} }
+func fail(text string) reply { return reply{text: text} }
+
+func multi(text string, lines []string) reply {
+	return reply{ok: true, text: text, multi: true, lines: lines}
+}
+
+// dispatch runs one command line. It, not the handlers, enforces the line
+// length, the phase and the argument shape.
+func (s *session) dispatch(ctx context.Context, raw []byte, tooLong bool) reply {
+	inAdd := s.phase&phasesAdd != 0
+	r := s.route(ctx, raw, tooLong)
+	if inAdd && !r.ok && s.phase&phasesAdd != 0 {
+		// Any -ERR in the middle of ADD abandons the addition.
+		s.phase, s.addName = phaseMain, ""
+		r.text += "; user addition abandoned"
+	}
+	return r
+}
+
+func (s *session) route(ctx context.Context, raw []byte, tooLong bool) reply {
+	if tooLong {
+		s.log.Debug("line too long")
+		return fail(fmt.Sprintf("Line too long (max %d octets)", MaxLine))
+	}
+	l := parseLine(string(raw))
+	c := commands.lookup(l)
+	if c == nil {
+		s.log.Debug("unknown command")
+		return fail("Unknown command")
+	}
+	kw := c.keywords[0]
+	if c.secret || !l.hasArg() {
+		s.log.Debug("command", "cmd", kw)
+	} else {
+		s.log.Debug("command", "cmd", kw, "arg", oneLine(l.arg, 64))
+	}
+	if c.phases&s.phase == 0 {
+		return fail(s.wrongPhase(c))
+	}
+	switch {
+	case c.arg == argNone && l.hasArg():
+		return fail(kw + " takes no argument")
+	case c.arg == argRequired && !l.hasArg():
+		return fail("Missing argument: " + c.usage)
+	}
+	if l.hasArg() && c.validate != nil {
+		if problem := c.validate(l.arg); problem != "" {
+			return fail(problem)
+		}
+	}
+	r := c.handle(ctx, s, l.arg)
+	if want := c.multiline(l); r.ok && r.multi != want {
+		// Clients frame replies by the registry (ExpectsMultiline): the
+		// wire must follow it even if a handler gets it wrong.
+		s.log.Error("reply shape disagrees with the registry", "cmd", kw)
+		r.multi = want
+	}
+	return r
+}
+
+// wrongPhase explains why c is not valid now.
+func (s *session) wrongPhase(c *command) string {
+	switch {
+	case s.phase == phaseAddUser:
+		return "Expected USER"
+	case s.phase == phaseAddPass:
+		return "Expected PASS"
+	case s.phase&phasesAuthorization != 0 && c.phases&phasesAuthorization == 0:
+		return "Please log in first"
+	case s.phase == phaseAuth && c.phases&phaseAuthPass != 0:
+		return "Please send USER first"
+	case s.phase == phaseMain && c.phases&phasesAuthorization != 0:
+		return "Already logged in"
+	}
+	return "Command not valid now"
+}
+
+// write sends r and flushes it.
+func (s *session) write(r reply) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.writeTimeout()))
+	status := "-ERR"
+	if r.ok {
+		status = "+OK"
+	}
+	if r.text != "" {
+		status += " " + r.text
+	}
+	s.w.WriteString(oneLine(status, maxReplyLine))
+	s.w.WriteByte('\n')
+	if r.ok && r.multi {
+		for _, l := range r.lines {
+			l = oneLine(l, maxReplyLine)
+			if l == "" {
+				continue // an empty line would end the reply
+			}
+			s.w.WriteString(l)
+			s.w.WriteByte('\n')
+		}
+		s.w.WriteByte('\n')
+	}
+	return s.w.Flush()
+}
+
+// sleep waits d, or less if ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

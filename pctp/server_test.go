@@ -1,0 +1,393 @@
+package pctp_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/socks5d/socks5d/pctp"
+)
+
+func TestCRLFInLFOut(t *testing.T) {
+	c := dialRaw(t, serve(t, &pctp.Server{}))
+	c.send("USER admin\r\nPASS password\r\nLIST\r\nEXIT\r\n")
+	got, err := io.ReadAll(c.r)
+	if err != nil && !isReset(err) {
+		t.Fatal(err)
+	}
+	want := "+OK Please send password\n+OK Successfully logged in\n" +
+		"+OK Sending user list...\nadmin\tAdmin\n\n+OK Done\n"
+	if string(got) != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestLineLimit(t *testing.T) {
+	c := dialRaw(t, serve(t, &pctp.Server{}))
+	c.login()
+	// Exactly 1024 octets is a line: LOGS with a huge N means all records.
+	line := "LOGS " + strings.Repeat("9", pctp.MaxLine-len("LOGS "))
+	c.send(line + "\r\n")
+	c.expect("+OK Sending logs...\n")
+	for c.line() != "\n" {
+	}
+	// 1025 octets is not, with LF or CR LF; the session stays usable.
+	c.send(line + "9\n")
+	c.expect("-ERR Line too long (max 1024 octets)\n")
+	c.send(line + "9\r\n")
+	c.expect("-ERR Line too long (max 1024 octets)\n")
+	c.send("EXIT\n")
+	c.expect("+OK Done\n")
+}
+
+// TestHugeLineWithoutLF sends 1 MiB without LF: the server answers -ERR as
+// soon as the line is too long, discards the rest up to the LF, and goes on.
+func TestHugeLineWithoutLF(t *testing.T) {
+	c := dialRaw(t, serve(t, &pctp.Server{}))
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(bytes.Repeat([]byte("A"), 1<<20))
+		sent <- err
+	}()
+	c.expect("-ERR Line too long (max 1024 octets)\n")
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	c.send("still the same line\nUSER admin\n")
+	c.expect("+OK Please send password\n")
+}
+
+func TestBinaryGarbage(t *testing.T) {
+	c := dialRaw(t, serve(t, &pctp.Server{}))
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf []byte
+	lines := 0
+	for range 200 {
+		n := rng.IntN(300)
+		for range n {
+			b := byte(rng.IntN(256))
+			// No LF inside a line, and no ASCII letters, so no line can
+			// be a command by chance.
+			for b == '\n' || ('A' <= b && b <= 'Z') || ('a' <= b && b <= 'z') {
+				b = byte(rng.IntN(256))
+			}
+			buf = append(buf, b)
+		}
+		buf = append(buf, '\n')
+		lines++
+	}
+	go c.Write(buf)
+	for range lines {
+		c.expect("-ERR Unknown command\n")
+	}
+	c.login()
+}
+
+// TestDisconnectMidCommand: clients that go away in the middle of a line,
+// of the ADD dialogue or of a multi-line reply leave the server working.
+func TestDisconnectMidCommand(t *testing.T) {
+	srv := &pctp.Server{}
+	addr := serve(t, srv)
+	for _, input := range []string{
+		"STA",
+		"USER admin\nPASS pass",
+		"USER admin\nPASS password\nADD BASIC\nUSER half\n",
+		"USER admin\nPASS password\nLOGS\nLOGS\nLOGS\nSTATS\nHELP\n",
+		strings.Repeat("X", 5000),
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, input)
+		c.Close()
+	}
+	c := dialRaw(t, addr)
+	c.login()
+	c.send("LIST\n")
+	c.expect("+OK Sending user list...\n")
+	c.expect("admin\tAdmin\n") // the abandoned "half" was never added
+	c.expect("\n")
+}
+
+// TestManySessions runs 50 admin sessions at once.
+func TestManySessions(t *testing.T) {
+	addr := serve(t, &pctp.Server{})
+	const n = 50
+	var ready, wg sync.WaitGroup
+	ready.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			c, err := pctp.Dial(context.Background(), addr)
+			if err != nil {
+				ready.Done()
+				errs <- err
+				return
+			}
+			defer c.Close()
+			err = c.Login("admin", "password")
+			ready.Done()
+			ready.Wait() // all 50 logged in at once
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, cmd := range []string{"STATS", "LOGS 3", "LIST", "CONFIG", "EXIT"} {
+				r, err := c.Do(cmd)
+				if err != nil || !r.OK {
+					errs <- errors.Join(err, errors.New(cmd+": "+r.Status))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestMaxSessions(t *testing.T) {
+	addr := serve(t, &pctp.Server{MaxSessions: 2})
+	for range 2 {
+		c := dialRaw(t, addr)
+		c.send("HELP\n")
+		c.expect("+OK Sending help...\n")
+	}
+	c := dialRaw(t, addr)
+	c.expect("-ERR Too many sessions\n")
+	c.expectEOF()
+}
+
+func TestExitCloses(t *testing.T) {
+	addr := serve(t, &pctp.Server{})
+	c := dialRaw(t, addr)
+	c.send("EXIT\n")
+	c.expect("+OK Done\n")
+	c.expectEOF()
+
+	c = dialRaw(t, addr)
+	c.login()
+	c.send("ADD ADMIN\nEXIT\n") // EXIT is valid in the middle of ADD too
+	c.expect("+OK Please provide new user credentials\n")
+	c.expect("+OK Done\n")
+	c.expectEOF()
+}
+
+func TestIdleTimeout(t *testing.T) {
+	c := dialRaw(t, serve(t, &pctp.Server{IdleTimeout: 100 * time.Millisecond}))
+	c.send("USER admin\n")
+	c.expect("+OK Please send password\n")
+	c.send("PASS pass") // no LF: still idle as far as lines go
+	c.expectEOF()
+}
+
+// TestServeShutdown: cancelling ctx closes the listener and every session,
+// and Serve returns nil after its goroutines are done.
+func TestServeShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&pctp.Server{Admin: newFakeAdmin()}).Serve(ctx, ln) }()
+	c := dialRaw(t, ln.Addr().String())
+	c.login()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	c.expectEOF()
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("listener still open")
+	}
+}
+
+func TestServeListenerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- (&pctp.Server{Admin: newFakeAdmin()}).Serve(context.Background(), ln) }()
+	c := dialRaw(t, ln.Addr().String())
+	c.login()
+	ln.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Serve = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	c.expectEOF()
+}
+
+func TestServeNeedsAdmin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&pctp.Server{}).Serve(context.Background(), ln); !errors.Is(err, pctp.ErrNoAdmin) {
+		t.Fatalf("Serve = %v, want ErrNoAdmin", err)
+	}
+}
+
+// TestLoginThrottle: failures are counted per address across sessions, the
+// delay function sees the count, and a successful login resets it.
+func TestLoginThrottle(t *testing.T) {
+	var mu sync.Mutex
+	var seen []int
+	addr := serve(t, &pctp.Server{LoginDelay: func(n int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, n)
+		return 0
+	}})
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	for _, c := range []*raw{a, b, a} {
+		c.send("USER admin\nPASS nope\nPASS nope2\n")
+		c.expect("+OK Please send password\n")
+		c.expect("-ERR Invalid credentials\n")
+		c.expect("-ERR Invalid credentials\n")
+	}
+	b.login()
+	a.send("PASS wrong\n")
+	a.expect("-ERR Invalid credentials\n")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []int{0, 1, 2, 3, 4, 5, 6, 0}
+	if !equal(seen, want) {
+		t.Fatalf("delay asked for %v, want %v", seen, want)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLoginDelayApplied checks only a lower bound, so it cannot flake on a
+// slow machine.
+func TestLoginDelayApplied(t *testing.T) {
+	const d = 150 * time.Millisecond
+	c := dialRaw(t, serve(t, &pctp.Server{LoginDelay: func(n int) time.Duration {
+		if n >= 1 {
+			return d
+		}
+		return 0
+	}}))
+	c.send("USER admin\nPASS bad\n")
+	c.expect("+OK Please send password\n")
+	c.expect("-ERR Invalid credentials\n")
+	start := time.Now()
+	c.send("PASS bad\n")
+	c.expect("-ERR Invalid credentials\n")
+	if el := time.Since(start); el < d {
+		t.Fatalf("second failure answered after %v, want at least %v", el, d)
+	}
+}
+
+// TestDeleteClosesAdminSessions: DEL ends the deleted admin's PCTP
+// sessions, the deleting session's own included.
+func TestDeleteClosesAdminSessions(t *testing.T) {
+	addr := serve(t, &pctp.Server{})
+	root := dialRaw(t, addr)
+	root.login()
+	for _, name := range []string{"ops", "ops2"} {
+		root.send("ADD ADMIN\nUSER " + name + "\nPASS pw\n")
+		root.expect("+OK Please provide new user credentials\n")
+		root.expect("+OK Please send password\n")
+		root.expect("+OK Successfully added user\n")
+	}
+	ops := dialRaw(t, addr)
+	ops.send("USER ops\nPASS pw\n")
+	ops.expect("+OK Please send password\n")
+	ops.expect("+OK Successfully logged in\n")
+	root.send("DEL ops\n")
+	root.expect("+OK Successfully deleted user\n")
+	ops.expectEOF()
+
+	self := dialRaw(t, addr)
+	self.send("USER ops2\nPASS pw\nDEL ops2\n")
+	self.expect("+OK Please send password\n")
+	self.expect("+OK Successfully logged in\n")
+	self.expect("+OK Successfully deleted user\n")
+	self.expectEOF()
+
+	root.send("LIST\n")
+	root.expect("+OK Sending user list...\n")
+	root.expect("admin\tAdmin\n")
+	root.expect("\n")
+}
+
+// TestSecretsNeverLogged runs logins and an ADD with logging at TRACE and
+// checks that no password reaches the log or a reply.
+func TestSecretsNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	addr := serve(t, &pctp.Server{Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs})})
+	c := dialRaw(t, addr)
+	var replies strings.Builder
+	for _, cmd := range []string{
+		"USER admin", "PASS wrong-S3CRET-1", "PASS password",
+		"ADD BASIC", "USER newbie", "PASS new-S3CRET-2",
+		"ADD BASIC", "USER newbie2", "PASS " + strings.Repeat("S3CRET-3", 40), // too long: -ERR
+		"CONFIG IO=8000", "EXIT",
+	} {
+		c.send(cmd + "\n")
+		replies.WriteString(c.line())
+	}
+	c.expectEOF()
+	for _, out := range []string{logs.String(), replies.String()} {
+		if strings.Contains(out, "S3CRET") || strings.Contains(out, "password\"") {
+			t.Fatalf("a password leaked:\n%s", out)
+		}
+	}
+	for _, want := range []string{"login failed", "logged in", "user added", "setting changed", "cmd=PASS"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

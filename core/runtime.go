@@ -257,7 +257,8 @@ func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
 	return r.snap.Load().Users.Verify(user, password)
 }
 
-// Stats returns the statistics of every stage that keeps some, in chain order.
+// Stats returns the statistics of every stage that keeps some, in chain
+// order, then the engine's own.
 func (r *Runtime) Stats() []middleware.Stat {
 	var out []middleware.Stat
 	for _, st := range r.snap.Load().Stages {
@@ -265,7 +266,11 @@ func (r *Runtime) Stats() []middleware.Stat {
 			out = append(out, src.Stats()...)
 		}
 	}
-	return out
+	return append(out,
+		middleware.Stat{Key: "sessions_open", Value: int64(r.sessions.Len())},
+		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
+		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
+	)
 }
 
 // Records returns up to n connection records, newest first, from the first

@@ -88,7 +88,8 @@ func describeJSONError(err error) string {
 	if errors.As(err, &te) {
 		return fmt.Sprintf("want %s, got %s", te.Type, te.Value)
 	}
-	return err.Error()
+	// Our own value types already say "bad value"; say it once.
+	return strings.TrimPrefix(err.Error(), ErrBadValue.Error()+": ")
 }
 
 // Size is a byte count in a configuration file: a number (bytes) or a

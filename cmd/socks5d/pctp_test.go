@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socks5d/socks5d/pctp"
+	"github.com/socks5d/socks5d/pctp/pctptest"
+)
+
+var update = flag.Bool("update", false, "rewrite the proxy transcripts under pctp/testdata/proxy")
+
+var pctpRE = regexp.MustCompile(`PCTP admin listening: address=(\S+)`)
+
+// pctpAddr is the admin address the server logged.
+func (s *server) pctpAddr(t *testing.T) string {
+	t.Helper()
+	m := pctpRE.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no PCTP address in the log:\n%s", s.log)
+	}
+	return m[1]
+}
+
+// The transcripts of pctp/testdata/proxy run against the real proxy with
+// the default chain and one admin, admin/password.
+func TestPCTPTranscripts(t *testing.T) {
+	files, err := filepath.Glob("../../pctp/testdata/proxy/*.txt")
+	for i := range files {
+		files[i], _ = filepath.Abs(files[i]) // startServer changes directory
+	}
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
+	}
+	// The default chain plus an (unlimited) rate limit, whose settings the
+	// CONFIG transcript changes.
+	cfg, _ := filepath.Abs(writeConfig(t, `
+chain:
+  - use: auth
+  - use: accounting
+  - use: connlog
+  - use: iobuf
+  - use: ratelimit
+`))
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
+			pctptest.RunTranscript(t, s.pctpAddr(t), f, *update)
+		})
+	}
+}
+
+func login(t *testing.T, addr string) *pctp.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pctp.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login("admin", "password"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func do(t *testing.T, c *pctp.Client, cmd string) pctp.Reply {
+	t.Helper()
+	r, err := c.Do(cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	if !r.OK {
+		t.Fatalf("%s: %s", cmd, r.Status)
+	}
+	return r
+}
+
+func stats(t *testing.T, c *pctp.Client) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, l := range do(t, c, "STATS").Lines {
+		k, v, _ := strings.Cut(l, ": ")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("STATS line %q", l)
+		}
+		out[k] = n
+	}
+	return out
+}
+
+// The issue's end-to-end scenario: users, sessions, STATS, LOGS and CONFIG
+// through the real admin port and a real SOCKS client.
+func TestPCTPEndToEnd(t *testing.T) {
+	s := startServer(t, append([]string{"-u", "admin:password"}, loopbackArgs...)...)
+	admin := login(t, s.pctpAddr(t))
+
+	before := stats(t, admin)
+	for _, key := range []string{"current_connections", "total_connections", "current_bytes_proxied", "total_bytes_proxied"} {
+		if _, ok := before[key]; !ok {
+			t.Fatalf("STATS lacks %s", key)
+		}
+	}
+
+	// ADD BASIC bob, then bob relays through the proxy.
+	do(t, admin, "ADD BASIC")
+	do(t, admin, "USER bob")
+	if r := do(t, admin, "PASS builder"); r.Status != "+OK Successfully added user" {
+		t.Fatalf("PASS: %s", r.Status)
+	}
+	echo := echoTarget(t)
+	bob, err := dialer(t, s.socks, "bob", "builder").Dial("tcp", echo)
+	if err != nil {
+		t.Fatalf("bob cannot connect right after ADD: %v", err)
+	}
+	defer bob.Close()
+	_ = bob.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := []byte("0123456789")
+	_, _ = bob.Write(msg)
+	buf := make([]byte, len(msg))
+	if _, err := bob.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+
+	// DEL bob: the open connection closes, a new one is refused.
+	do(t, admin, "DEL bob")
+	if _, err := bob.Read(buf); err == nil {
+		t.Fatal("bob's open connection survived DEL")
+	}
+	if _, err := dialer(t, s.socks, "bob", "builder").Dial("tcp", echo); err == nil {
+		t.Fatal("deleted user could connect")
+	}
+
+	// STATS grew by exactly the connections made (bob's two) and by at
+	// least the bytes moved (10 each way).
+	deadline := time.Now().Add(5 * time.Second)
+	after := stats(t, admin)
+	for after["current_connections"] != before["current_connections"] && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		after = stats(t, admin)
+	}
+	if got := after["total_connections"] - before["total_connections"]; got != 2 {
+		t.Errorf("total_connections grew by %d, want 2", got)
+	}
+	if got := after["total_bytes_proxied"] - before["total_bytes_proxied"]; got < 20 {
+		t.Errorf("total_bytes_proxied grew by %d, want at least 20", got)
+	}
+
+	// LOGS shows bob's connection with its destination and port, and the
+	// refused attempt. Records are added as connections end, so the two
+	// may come in either order.
+	_, port, _ := net.SplitHostPort(echo)
+	logs := do(t, admin, "LOGS 2").Lines
+	if len(logs) != 2 {
+		t.Fatalf("LOGS 2 = %q", logs)
+	}
+	var relayed, refused bool
+	for _, l := range logs {
+		f := strings.Fields(l)
+		if len(f) != 10 || f[2] != "A" || f[3] != "127.0.0.1" {
+			t.Fatalf("LOGS line = %q", l)
+		}
+		relayed = relayed || (f[1] == "bob" && f[5] == "127.0.0.1" && f[6] == port && f[7] == "0" && f[8] == "20" && f[9] == "Auth")
+		refused = refused || f[9] == "Failed"
+	}
+	if !relayed || !refused {
+		t.Errorf("LOGS lacks bob's relayed connection or the refused attempt:\n%s", strings.Join(logs, "\n"))
+	}
+
+	// CONFIG IO=8000 applies to new connections, and a 16 MiB transfer
+	// still checks out.
+	do(t, admin, "CONFIG IO=8000")
+	found := false
+	for _, l := range do(t, admin, "CONFIG").Lines {
+		found = found || l == "iobuf.size: 8000"
+	}
+	if !found {
+		t.Fatal("CONFIG does not show iobuf.size: 8000")
+	}
+	transfer(t, dialer(t, s.socks, "admin", "password"), 16<<20)
+	if got := stats(t, admin)["total_bytes_proxied"] - after["total_bytes_proxied"]; got < 32<<20 {
+		t.Errorf("total_bytes_proxied grew by %d after 16 MiB each way", got)
+	}
+}
+
+// echoTarget is a loopback echo server.
+func echoTarget(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						_, _ = c.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// The pctp client binary, driven over a pipe, runs a script against the
+// real proxy and reports -ERR replies in its exit status.
+func TestPCTPClientBinaryScript(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pctp")
+	build := exec.Command("go", "build", "-o", bin, "../pctp")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ../pctp: %v\n%s", err, out)
+	}
+	s := startServer(t, append([]string{"-u", "admin:password"}, loopbackArgs...)...)
+	host, port, _ := net.SplitHostPort(s.pctpAddr(t))
+	runScript := func(script string, env ...string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-u", "admin")
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdin = strings.NewReader(script)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	code, out := runScript("STATS\nLIST\nEXIT\n", "PCTP_PASSWORD=password")
+	if code != 0 || !strings.Contains(out, "total_connections: ") || !strings.Contains(out, "admin\tAdmin") {
+		t.Fatalf("good script: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "password\n") {
+		t.Fatal("the password was printed")
+	}
+	if code, out := runScript("LIST\nDEL nobody\nEXIT\n", "PCTP_PASSWORD=password"); code != 1 {
+		t.Fatalf("script with an -ERR: exit %d\n%s", code, out)
+	}
+	if code, out := runScript("LIST\n", "PCTP_PASSWORD=wrong"); code == 0 {
+		t.Fatalf("wrong password: exit 0\n%s", out)
+	}
+}

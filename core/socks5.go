@@ -152,8 +152,8 @@ func appendAddr(dst []byte, t middleware.Target) []byte {
 	case t.Name != "":
 		dst = append(dst, atypDomain, byte(len(t.Name)))
 		dst = append(dst, t.Name...)
-	case t.Addr.Is4() || t.Addr.Is4In6():
-		a := t.Addr.Unmap().As4()
+	case t.Addr.Is4():
+		a := t.Addr.As4()
 		dst = append(dst, atypIPv4)
 		dst = append(dst, a[:]...)
 	case t.Addr.Is6():
@@ -172,8 +172,10 @@ func appendRequest(dst []byte, cmd middleware.Command, t middleware.Target) []by
 	return appendAddr(dst, t)
 }
 
-// appendReply encodes VER REP RSV ATYP BND.ADDR BND.PORT.
+// appendReply encodes VER REP RSV ATYP BND.ADDR BND.PORT. An IPv4-mapped
+// IPv6 address (as a dual-stack socket reports an IPv4 peer) is sent as
+// IPv4.
 func appendReply(dst []byte, rep middleware.Reply, bound netip.AddrPort) []byte {
 	dst = append(dst, socksVersion, byte(rep), 0x00)
-	return appendAddr(dst, middleware.Target{Addr: bound.Addr(), Port: bound.Port()})
+	return appendAddr(dst, middleware.Target{Addr: bound.Addr().Unmap(), Port: bound.Port()})
 }

@@ -14,6 +14,7 @@ import (
 	_ "github.com/socks5d/socks5d/builtin/accounting"
 	_ "github.com/socks5d/socks5d/builtin/auth"
 	_ "github.com/socks5d/socks5d/builtin/connlog"
+	_ "github.com/socks5d/socks5d/builtin/filter"
 	_ "github.com/socks5d/socks5d/builtin/iobuf"
 	_ "github.com/socks5d/socks5d/builtin/ratelimit"
 )

@@ -122,3 +122,40 @@ type Editable interface {
 type ReadThrough interface {
 	Inner() net.Conn
 }
+
+// UserStatsSource is implemented by a stage that keeps numbers per user
+// (PCTP's STATS USER <name>).
+type UserStatsSource interface {
+	// UserStats returns the user's numbers; ok is false for a user the
+	// stage has no numbers for.
+	UserStats(user string) (stats []Stat, ok bool)
+}
+
+// Policy is implemented by a stage that decides which destinations a
+// session may reach (a destination policy). The engine asks it for what
+// does not go through the Dialer: each UDP datagram's destination and the
+// peer of a BIND.
+type Policy interface {
+	// Allowed reports whether the session may reach dest with cmd. When
+	// dest is a name, resolved holds the addresses it resolved to, each of
+	// which must be allowed too. rule is the index of the deciding rule,
+	// -1 for the default.
+	Allowed(s *Session, cmd Command, dest Target, resolved []netip.Addr) (allowed bool, rule int)
+}
+
+// SessionInfo describes an open connection, as PCTP's SESSIONS lists it.
+type SessionInfo struct {
+	ID      uint64
+	User    string // "" before authentication or when anonymous
+	Client  netip.AddrPort
+	Command Command
+	Target  Target // as asked; zero before the request
+	Up      int64  // bytes client → target so far
+	Down    int64  // bytes target → client so far
+	Start   time.Time
+	// Active is when bytes last moved either way (Start before any).
+	Active time.Time
+	// Rate is bytes per second both ways, over the time since the
+	// previous listing (or since the start).
+	Rate float64
+}

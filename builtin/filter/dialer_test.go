@@ -454,8 +454,8 @@ func TestCountersAndHits(t *testing.T) {
 		t.Errorf("items = %q, want 2 hits each", it)
 	}
 
-	// Checker.Allowed counts too.
-	c := mw.(filter.Checker)
+	// Policy.Allowed counts too.
+	c := mw.(middleware.Policy)
 	if ok, rule := c.Allowed(&middleware.Session{Role: middleware.RoleBasic}, middleware.CmdUDPAssociate, addr("::1", 53), nil); ok || rule != 1 {
 		t.Errorf("Allowed = %v, %d", ok, rule)
 	}

@@ -56,23 +56,6 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// Checker is what the filter stage offers beyond middleware.Middleware, for
-// checks that do not go through the Dialer (UDP datagrams, BIND peers).
-// Find it with a type assertion on the stage.
-type Checker interface {
-	// Allowed reports whether the policy lets the client of session s
-	// (its User, Role and Client) reach dest with command cmd, and which
-	// rule decided: the index in the rules list, or -1 for the default.
-	//
-	// When dest is a name (not an IP literal), pass the addresses it
-	// resolved to in resolved: each is checked too, and the destination
-	// is refused if any is. With resolved empty only the name is checked,
-	// and CIDR entries cannot match it. When dest is an address, resolved
-	// is ignored. Allowed counts the decision in the stage's statistics
-	// and the rule's hits; it is safe for concurrent use.
-	Allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) (allowed bool, rule int)
-}
-
 // counters is the state that outlives a rebuild: decisions and per-rule
 // hits, the latter keyed by the rule's text (and its occurrence among
 // identical rules), so that hits follow a rule when others are inserted or
@@ -110,7 +93,7 @@ var (
 	_ middleware.StatsSource = (*stage)(nil)
 	_ middleware.Tunable     = (*stage)(nil)
 	_ middleware.Editable    = (*stage)(nil)
-	_ Checker                = (*stage)(nil)
+	_ middleware.Policy      = (*stage)(nil)
 )
 
 // New builds the stage from p, resolving names with net.DefaultResolver.
@@ -170,7 +153,10 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	})
 }
 
-// Allowed implements Checker.
+// Allowed implements middleware.Policy, for checks that do not go through
+// the Dialer (UDP datagrams, BIND peers). When dest is a name, each address
+// in resolved is checked too and any refusal refuses; with resolved empty
+// only the name is checked. Every call counts in the statistics.
 func (st *stage) Allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) (bool, int) {
 	v := st.policy.allowed(queryOf(s, cmd, dest), resolved)
 	st.record(v.allow, v.rule)

@@ -56,8 +56,8 @@ func TestRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with defaults: %v", err)
 	}
-	if _, ok := mw.(filter.Checker); !ok {
-		t.Error("stage does not implement Checker")
+	if _, ok := mw.(middleware.Policy); !ok {
+		t.Error("stage does not implement middleware.Policy")
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/socks5d/socks5d/builtin/filter"
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -52,7 +51,7 @@ type matchCase struct {
 
 func runMatch(t *testing.T, cfg map[string]any, cases []matchCase) {
 	t.Helper()
-	c := build(t, cfg, nil).(filter.Checker)
+	c := build(t, cfg, nil).(middleware.Policy)
 	for _, tc := range cases {
 		if tc.req.cmd == 0 {
 			tc.req.cmd = middleware.CmdConnect

@@ -16,5 +16,6 @@ import (
 	_ "github.com/socks5d/socks5d/builtin/connlog"
 	_ "github.com/socks5d/socks5d/builtin/filter"
 	_ "github.com/socks5d/socks5d/builtin/iobuf"
+	_ "github.com/socks5d/socks5d/builtin/limits"
 	_ "github.com/socks5d/socks5d/builtin/ratelimit"
 )

@@ -90,7 +90,7 @@ type StageConfig struct {
 }
 
 // DefaultChain is the chain used when the configuration has none.
-var DefaultChain = []string{"auth", "accounting", "connlog", "iobuf"}
+var DefaultChain = []string{"limits", "auth", "accounting", "connlog", "iobuf"}
 
 func defaults() map[string]any {
 	chain := make([]any, len(DefaultChain))

@@ -24,6 +24,11 @@ var (
 	// ErrUserDeleted: the session's user was deleted while it was open.
 	ErrUserDeleted = errors.New("core: user deleted")
 
+	// ErrKilled: an administrator closed the session.
+	ErrKilled = errors.New("core: session killed by an administrator")
+	// ErrNoSuchSession: KILL names no open session.
+	ErrNoSuchSession = errors.New("core: no such session")
+
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("core: bad configuration")
 	// ErrUserExists: adding a user whose name is taken.

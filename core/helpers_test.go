@@ -27,6 +27,41 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
 	middleware.Register(middleware.Info{Type: "test.after", New: newTestWrap, After: []string{"test.auth"}})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
+	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
+}
+
+// testList has an editable list of words; "bad" is refused.
+type testList struct{ items []string }
+
+func newTestList(p middleware.Params) (middleware.Middleware, error) {
+	var cfg struct {
+		Items []string `json:"items"`
+	}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	for _, it := range cfg.Items {
+		if it == "bad" {
+			return nil, fmt.Errorf("%w: bad item", middleware.ErrBadValue)
+		}
+	}
+	return &testList{items: cfg.Items}, nil
+}
+
+func (l *testList) Wrap(next middleware.Handler) middleware.Handler { return next }
+
+func (l *testList) Items(key string) ([]string, bool) {
+	if key != "items" {
+		return nil, false
+	}
+	return append([]string{}, l.items...), true
+}
+
+func (l *testList) ParseItem(key, text string) (any, error) {
+	if text == "" {
+		return nil, fmt.Errorf("%w: empty item", middleware.ErrBadValue)
+	}
+	return text, nil
 }
 
 // testAuth checks users against the live table; anonymous: true lets

@@ -31,9 +31,9 @@ type relayState struct {
 	relayTimeouts
 	// halfAt is when the first direction ended (unix ns), 0 before.
 	halfAt atomic.Int64
-	// last is when bytes last moved either way (unix ns); kept only when
-	// an idle timeout is set.
-	last atomic.Int64
+	// last is when bytes last moved either way (unix ns): the session's
+	// Active, which SESSIONS shows too.
+	last *atomic.Int64
 }
 
 // deadline is when a read must give up: the idle limit counted from the
@@ -59,7 +59,7 @@ func (st *relayState) deadline(own int64) time.Time {
 // keeps flowing, idle at most linger. An error in either direction, or
 // the idle timeout, ends both.
 func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) error {
-	st := &relayState{relayTimeouts: t}
+	st := &relayState{relayTimeouts: t, last: &s.Active}
 	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, st: st}
 	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, st: st}
 	if t.idle > 0 {
@@ -188,13 +188,12 @@ func (d *direction) buffered() error {
 	}
 }
 
-// progress records that bytes moved, when a timeout needs to know.
+// progress records when bytes moved, for the idle and linger limits and
+// for SESSIONS.
 func (d *direction) progress() {
-	if d.st.idle > 0 || d.st.halfAt.Load() != 0 {
-		now := time.Now().UnixNano()
-		d.st.last.Store(now)
-		d.own = now
-	}
+	now := time.Now().UnixNano()
+	d.st.last.Store(now)
+	d.own = now
 }
 
 // rearm handles a read deadline that passed: if bytes moved since it was

@@ -86,9 +86,6 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	// which ends any read or write in the chain.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	r.sessions.add(id, cancel)
-	defer r.sessions.remove(id)
-
 	s := &middleware.Session{
 		ID:     id,
 		Start:  time.Now(),
@@ -96,6 +93,8 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 		Conn:   c,
 		Dialer: r.dialer,
 	}
+	r.sessions.add(s, cancel)
+	defer r.sessions.remove(id)
 	s.Logger = r.connLog.With("conn", id, "client", s.Client.String())
 	defer func() {
 		if p := recover(); p != nil {

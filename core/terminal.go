@@ -105,6 +105,7 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		return nil, err
 	}
 	s.Command, s.Target = req.cmd, req.target
+	t.rt.sessions.setRequest(s.ID, req.cmd, req.target)
 	if req.cmd != middleware.CmdConnect {
 		t.reply(s, middleware.ReplyCommandUnsupported, netip.AddrPort{})
 		return nil, &middleware.ReplyError{Code: middleware.ReplyCommandUnsupported}

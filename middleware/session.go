@@ -68,6 +68,9 @@ type Session struct {
 	// Up counts bytes relayed from client to target, Down from target to
 	// client. The relay updates them per chunk, so they are live (fact).
 	Up, Down atomic.Int64
+	// Active is when bytes last moved either way, in Unix nanoseconds (0
+	// before any); the relay updates it per chunk (fact, live).
+	Active atomic.Int64
 	// End is when the connection finished (fact, set before the terminal
 	// handler returns).
 	End time.Time

@@ -1,12 +1,19 @@
 // Package auth is the "auth" stage: it installs the Authenticator that the
 // terminal handler uses to choose a SOCKS method and to check RFC 1929
-// credentials against the live user table, and it counts failed logins.
+// credentials against the live user table, counts failed logins, and bans
+// client addresses that fail too often (brute-force defence).
 package auth
 
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -14,11 +21,21 @@ import (
 // Type is the stage type, as named after `use:` in the chain list.
 const Type = "auth"
 
+// Limits of the brute-force settings.
+const (
+	// MaxFailuresLimit is the largest max_failures accepted.
+	MaxFailuresLimit = 1_000_000
+	// MaxDuration is the longest failure_window, ban, max_ban or
+	// ban_memory accepted (a year); failure_window and ban are at least
+	// a second.
+	MaxDuration = 365 * 24 * time.Hour
+)
+
 func init() {
 	middleware.Register(middleware.Info{
 		Type: Type,
 		New:  New,
-		Doc:  "checks user names and passwords (RFC 1929) against the user table; optionally lets anonymous clients in",
+		Doc:  "checks user names and passwords (RFC 1929) against the user table, bans addresses that fail too often; optionally lets anonymous clients in",
 	})
 }
 
@@ -26,10 +43,74 @@ func init() {
 type Config struct {
 	// Anonymous lets clients in without credentials (method 0x00).
 	Anonymous bool `json:"anonymous"`
+	// MaxFailures is how many failed authentications a client address
+	// may make in a burst; the next one bans it. 0 turns the guard off.
+	MaxFailures int `json:"max_failures"`
+	// FailureWindow is how long the allowance of MaxFailures failures
+	// takes to refill (one failure every FailureWindow/MaxFailures).
+	FailureWindow middleware.Duration `json:"failure_window"`
+	// Ban is how long the first ban lasts.
+	Ban middleware.Duration `json:"ban"`
+	// MaxBan caps a ban that doubled.
+	MaxBan middleware.Duration `json:"max_ban"`
+	// BanMemory: a ban that starts within this of the end of the address's
+	// previous ban lasts twice as long as that one (up to MaxBan).
+	BanMemory middleware.Duration `json:"ban_memory"`
 }
 
 // DefaultConfig returns the configuration used for absent keys.
-func DefaultConfig() Config { return Config{Anonymous: false} }
+func DefaultConfig() Config {
+	return Config{
+		Anonymous:     false,
+		MaxFailures:   5,
+		FailureWindow: middleware.Duration(time.Minute),
+		Ban:           middleware.Duration(time.Minute),
+		MaxBan:        middleware.Duration(time.Hour),
+		BanMemory:     middleware.Duration(24 * time.Hour),
+	}
+}
+
+// validate checks the brute-force settings; the error wraps
+// middleware.ErrBadValue and names the key.
+func (c Config) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: key %q: %s", middleware.ErrBadValue, key, fmt.Sprintf(format, args...))
+	}
+	if c.MaxFailures < 0 || c.MaxFailures > MaxFailuresLimit {
+		return bad("max_failures", "%d is not between 0 (guard off) and %d", c.MaxFailures, MaxFailuresLimit)
+	}
+	for _, d := range []struct {
+		key string
+		v   middleware.Duration
+	}{
+		{"failure_window", c.FailureWindow}, {"ban", c.Ban}, {"max_ban", c.MaxBan}, {"ban_memory", c.BanMemory},
+	} {
+		if time.Duration(d.v) > MaxDuration {
+			return bad(d.key, "%s is longer than %s", d.v, middleware.Duration(MaxDuration))
+		}
+	}
+	switch {
+	case time.Duration(c.FailureWindow) < time.Second:
+		return bad("failure_window", "%s is shorter than 1s", c.FailureWindow)
+	case time.Duration(c.Ban) < time.Second:
+		return bad("ban", "%s is shorter than 1s", c.Ban)
+	case c.MaxBan < c.Ban:
+		return bad("max_ban", "%s is shorter than ban (%s)", c.MaxBan, c.Ban)
+	}
+	return nil
+}
+
+// policy returns the guard's policy.
+func (c Config) policy() policy {
+	return policy{
+		burst:  c.MaxFailures,
+		every:  rate.Every(time.Duration(c.FailureWindow) / time.Duration(max(c.MaxFailures, 1))),
+		window: time.Duration(c.FailureWindow),
+		ban:    time.Duration(c.Ban),
+		maxBan: time.Duration(c.MaxBan),
+		memory: time.Duration(c.BanMemory),
+	}
+}
 
 // counters is the state that outlives a rebuild of the chain.
 type counters struct {
@@ -38,6 +119,7 @@ type counters struct {
 
 // stage is immutable after New.
 type stage struct {
+	cfg   Config
 	authn *authenticator
 	state *counters
 }
@@ -46,7 +128,8 @@ var (
 	_ middleware.Middleware      = (*stage)(nil)
 	_ middleware.AnonymousAccess = (*stage)(nil)
 	_ middleware.StatsSource     = (*stage)(nil)
-	_ middleware.Authenticator   = (*authenticator)(nil)
+	_ middleware.Tunable         = (*stage)(nil)
+	_ middleware.Authenticator   = (*clientAuth)(nil)
 )
 
 // New builds the stage from p. It is registered as the "auth" type.
@@ -55,21 +138,36 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	users := p.Users
 	if users == nil {
 		users = noUsers{}
 	}
+	logger := p.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
 	return &stage{
-		authn: &authenticator{users: users, anonymous: cfg.Anonymous},
+		cfg: cfg,
+		authn: &authenticator{
+			users:     users,
+			anonymous: cfg.Anonymous,
+			on:        cfg.MaxFailures > 0,
+			pol:       cfg.policy(),
+			guard:     middleware.Get(p.Shared, p.Name+".guard", newGuard),
+			log:       logger,
+		},
 		state: middleware.Get(p.Shared, p.Name, func() *counters { return new(counters) }),
 	}, nil
 }
 
-// Wrap installs the authenticator before next and counts a failed
-// authentication after it.
+// Wrap installs an authenticator that knows the client's address before
+// next, and counts a failed authentication after it.
 func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
-		s.Auth = st.authn
+		s.Auth = &clientAuth{authenticator: st.authn, client: s.Client.Addr()}
 		err := next.ServeConn(ctx, s)
 		if s.AuthState == middleware.AuthFailed {
 			st.state.failed.Add(1)
@@ -82,16 +180,46 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 func (st *stage) AllowsAnonymous() bool { return st.authn.anonymous }
 
 // Stats implements middleware.StatsSource: failed_auths counts the
-// connections whose authentication failed since the proxy started.
+// connections whose authentication failed since the proxy started,
+// auth_bans the bans issued since then, and auth_banned_now the address
+// groups banned at this moment (0 while the guard is off).
 func (st *stage) Stats() []middleware.Stat {
-	return []middleware.Stat{{Key: "failed_auths", Value: st.state.failed.Load()}}
+	var now int64
+	if st.authn.on {
+		now = st.authn.guard.bannedNow()
+	}
+	return []middleware.Stat{
+		{Key: "failed_auths", Value: st.state.failed.Load()},
+		{Key: "auth_bans", Value: st.authn.guard.bans.Load()},
+		{Key: "auth_banned_now", Value: now},
+	}
 }
 
-// authenticator is what the stage installs on every Session; it is shared
-// by all of them and immutable.
+// Settings implements middleware.Tunable: the brute-force settings may
+// change live; the guard's state (failures, bans) is kept.
+func (st *stage) Settings() []middleware.Setting {
+	c := st.cfg
+	return []middleware.Setting{
+		{Key: "max_failures", Value: strconv.Itoa(c.MaxFailures),
+			Help: "failed authentications an address may make in a burst before a ban (0 = guard off)"},
+		{Key: "failure_window", Value: c.FailureWindow.String(),
+			Help: "time for the max_failures allowance to refill"},
+		{Key: "ban", Value: c.Ban.String(), Help: "length of a first ban"},
+		{Key: "max_ban", Value: c.MaxBan.String(), Help: "cap of a ban doubled by repeated bans"},
+		{Key: "ban_memory", Value: c.BanMemory.String(),
+			Help: "a ban starting within this of the previous ban's end doubles it"},
+	}
+}
+
+// authenticator is the stage's shared, immutable part of what it installs
+// on every Session.
 type authenticator struct {
 	users     middleware.Credentials
 	anonymous bool
+	on        bool // the guard is on (max_failures > 0)
+	pol       policy
+	guard     *guard // never nil: kept for STATS even while off
+	log       hclog.Logger
 }
 
 // Accepts offers user/password when there is at least one user, and no
@@ -106,17 +234,51 @@ func (a *authenticator) Accepts(m middleware.Method) bool {
 	return false
 }
 
-// Authenticate checks the credentials with the user table, which compares
-// passwords in constant time. The password never appears in the error.
-func (a *authenticator) Authenticate(ctx context.Context, user, password string) (middleware.Role, error) {
+// clientAuth is the Authenticator installed on one Session: the stage's
+// authenticator and the client's address.
+type clientAuth struct {
+	*authenticator
+	client netip.Addr
+}
+
+// Authenticate refuses a banned client without checking the password;
+// otherwise it checks the credentials with the user table, which compares
+// passwords in constant time. Each failure is logged once and counted
+// against the client's address. A success does not clear the address's
+// failures. The password never appears in the error or the log.
+func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (middleware.Role, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("auth: %w", err)
 	}
-	role, ok := a.users.Verify(user, password)
-	if !ok {
-		return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)
+	if a.on && a.guard.banned(a.client) {
+		a.logFailure(user, true)
+		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrBanned, middleware.ErrBadCredentials)
 	}
-	return role, nil
+	role, ok := a.users.Verify(user, password)
+	if ok {
+		return role, nil
+	}
+	var f failure
+	if a.on {
+		f = a.guard.fail(a.client, a.pol)
+	}
+	a.logFailure(user, f.banned)
+	if f.newBan > 0 {
+		a.log.Warn("address banned", "listener", "socks", "client_ip", a.client.String(),
+			"group", guardKey(a.client).String(), "for", f.newBan.String(),
+			"until", f.until.UTC().Format(time.RFC3339))
+	}
+	return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)
+}
+
+// logFailure writes the one line per failed authentication that fail2ban
+// and the like match: stable message and fields, the user name quoted.
+func (a *clientAuth) logFailure(user string, banned bool) {
+	a.log.Warn("authentication failed",
+		"listener", "socks",
+		"client_ip", a.client.String(),
+		"user", hclog.Quote(user),
+		"banned", banned)
 }
 
 // noUsers stands in for a missing user table.

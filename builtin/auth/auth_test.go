@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +22,21 @@ func users() mwtest.Users {
 }
 
 func TestConfig(t *testing.T) {
+	defaults := map[string]string{
+		"max_failures": "5", "failure_window": "1m0s", "ban": "1m0s", "max_ban": "1h0m0s", "ban_memory": "24h0m0s",
+	}
+	with := func(kv ...string) map[string]string {
+		m := maps.Clone(defaults)
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
 	tests := []struct {
 		name      string
 		cfg       map[string]any
 		anonymous bool
+		settings  map[string]string // nil: the defaults
 		wantErr   error
 		errHas    []string
 	}{
@@ -32,11 +45,52 @@ func TestConfig(t *testing.T) {
 		{name: "anonymous true", cfg: map[string]any{"anonymous": true}, anonymous: true},
 		{name: "anonymous false", cfg: map[string]any{"anonymous": false}, anonymous: false},
 		{name: "unknown key", cfg: map[string]any{"anonymus": true},
-			wantErr: middleware.ErrUnknownKey, errHas: []string{`"anonymus"`, "anonymous"}},
+			wantErr: middleware.ErrUnknownKey, errHas: []string{`"anonymus"`, "anonymous", "max_failures", "ban_memory"}},
 		{name: "wrong type", cfg: map[string]any{"anonymous": "yes"},
 			wantErr: middleware.ErrBadValue, errHas: []string{`"anonymous"`}},
 		{name: "number", cfg: map[string]any{"anonymous": 1},
 			wantErr: middleware.ErrBadValue, errHas: []string{`"anonymous"`}},
+
+		{name: "guard settings", cfg: map[string]any{
+			"max_failures": 10, "failure_window": "10m", "ban": "5m", "max_ban": "6h", "ban_memory": "48h"},
+			settings: map[string]string{"max_failures": "10", "failure_window": "10m0s", "ban": "5m0s", "max_ban": "6h0m0s", "ban_memory": "48h0m0s"}},
+		{name: "durations in seconds", cfg: map[string]any{"failure_window": 30, "ban": 90},
+			settings: with("failure_window", "30s", "ban", "1m30s")},
+		{name: "guard off", cfg: map[string]any{"max_failures": 0}, settings: with("max_failures", "0")},
+		{name: "README stricter example", cfg: map[string]any{
+			"max_failures": 3, "failure_window": "10m", "ban": "15m", "max_ban": "24h", "ban_memory": "168h"},
+			settings: map[string]string{"max_failures": "3", "failure_window": "10m0s", "ban": "15m0s", "max_ban": "24h0m0s", "ban_memory": "168h0m0s"}},
+		{name: "ban equals max_ban", cfg: map[string]any{"ban": "1h"}, settings: with("ban", "1h0m0s")},
+		{name: "no ban memory", cfg: map[string]any{"ban_memory": "0s"}, settings: with("ban_memory", "0s")},
+		{name: "max_failures at limit", cfg: map[string]any{"max_failures": auth.MaxFailuresLimit},
+			settings: with("max_failures", "1000000")},
+
+		{name: "negative max_failures", cfg: map[string]any{"max_failures": -1},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_failures"`, "-1"}},
+		{name: "max_failures too large", cfg: map[string]any{"max_failures": auth.MaxFailuresLimit + 1},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_failures"`}},
+		{name: "fractional max_failures", cfg: map[string]any{"max_failures": 2.5},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_failures"`}},
+		{name: "max_failures string", cfg: map[string]any{"max_failures": "five"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_failures"`}},
+		{name: "zero window", cfg: map[string]any{"failure_window": "0s"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"failure_window"`}},
+		{name: "sub-second window", cfg: map[string]any{"failure_window": "500ms"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"failure_window"`}},
+		{name: "bad duration", cfg: map[string]any{"ban": "forever"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban"`}},
+		{name: "negative duration", cfg: map[string]any{"ban": "-1m"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban"`}},
+		{name: "zero ban", cfg: map[string]any{"ban": 0},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban"`}},
+		{name: "max_ban below ban", cfg: map[string]any{"ban": "2h"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_ban"`, "2h0m0s"}},
+		{name: "ban too long", cfg: map[string]any{"ban": "9000h", "max_ban": "9000h"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban"`}},
+		{name: "ban_memory too long", cfg: map[string]any{"ban_memory": "10000h"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban_memory"`}},
+		{name: "invalid even with the guard off", cfg: map[string]any{"max_failures": 0, "ban": "1h", "max_ban": "1m"},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"max_ban"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +119,24 @@ func TestConfig(t *testing.T) {
 			}
 			if got := aa.AllowsAnonymous(); got != tt.anonymous {
 				t.Errorf("AllowsAnonymous = %v, want %v", got, tt.anonymous)
+			}
+			tun, ok := mw.(middleware.Tunable)
+			if !ok {
+				t.Fatal("stage does not implement Tunable")
+			}
+			want := tt.settings
+			if want == nil {
+				want = defaults
+			}
+			got := map[string]string{}
+			for _, s := range tun.Settings() {
+				if s.Help == "" {
+					t.Errorf("setting %s has no help", s.Key)
+				}
+				got[s.Key] = s.Value
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("Settings = %v, want %v", got, want)
 			}
 		})
 	}
@@ -169,17 +241,33 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-func failedAuths(t *testing.T, mw middleware.Middleware) int64 {
+// stat returns the statistic key of mw.
+func stat(t *testing.T, mw middleware.Middleware, key string) int64 {
 	t.Helper()
 	ss, ok := mw.(middleware.StatsSource)
 	if !ok {
 		t.Fatal("stage does not implement StatsSource")
 	}
 	stats := ss.Stats()
-	if len(stats) != 1 || stats[0].Key != "failed_auths" {
-		t.Fatalf("Stats = %v, want one failed_auths", stats)
+	keys := make([]string, 0, len(stats))
+	for _, st := range stats {
+		keys = append(keys, st.Key)
 	}
-	return stats[0].Value
+	if want := []string{"failed_auths", "auth_bans", "auth_banned_now"}; !slices.Equal(keys, want) {
+		t.Fatalf("Stats keys = %v, want %v", keys, want)
+	}
+	for _, st := range stats {
+		if st.Key == key {
+			return st.Value
+		}
+	}
+	t.Fatalf("no statistic %s", key)
+	return 0
+}
+
+func failedAuths(t *testing.T, mw middleware.Middleware) int64 {
+	t.Helper()
+	return stat(t, mw, "failed_auths")
 }
 
 // terminal plays the engine's handshake: it authenticates with the

@@ -127,7 +127,7 @@ func TestShippedConfigServesCurl(t *testing.T) {
 	_, port, _ := net.SplitHostPort(web.Listener.Addr().String())
 
 	s := startServer(t, append([]string{"-c", shippedConfig(t), "-u", "admin:s3cret"}, loopbackArgs...)...)
-	if !strings.Contains(s.log.String(), "chain=\"auth → accounting → connlog → iobuf\"") {
+	if !strings.Contains(s.log.String(), "chain=\"limits → auth → accounting → connlog → iobuf\"") {
 		t.Errorf("log does not show the shipped chain:\n%s", s.log)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -293,7 +293,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "missing file", args: []string{"-c", "/nonexistent.yaml"}, code: 2, want: "/nonexistent.yaml"},
 		{name: "unknown key", config: "socks:\n  prot: 1\n", args: []string{"-u", "a:b"}, code: 2, want: "prot"},
 		{name: "unknown stage", config: "chain:\n  - use: auht\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown stage type "auht" (known types: accounting, auth, connlog, `},
-		{name: "unknown stage key", config: "chain:\n  - use: auth\n    anonymus: true\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown key "anonymus" (known: anonymous)`},
+		{name: "unknown stage key", config: "chain:\n  - use: auth\n    anonymus: true\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown key "anonymus" (known: anonymous, ban,`},
 		{name: "nobody can connect", code: 2, want: "-u admin:PASSWORD"},
 		{name: "bad env", env: map[string]string{"SOCKS5D_SOCKS__PORT": "x"}, args: []string{"-u", "a:b"}, code: 2, want: "socks.port"},
 		{name: "listen fails", args: []string{"-u", "a:b", "-l", "256.0.0.1", "-p", "0"}, code: 1, want: "SOCKS listener"},

@@ -1,0 +1,193 @@
+package auth
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxTracked bounds the addresses the guard remembers.
+const maxTracked = 10000
+
+// policy is the brute-force defence as a stage's configuration sets it.
+// The guard's state outlives a rebuild of the chain; the policy is passed
+// in by the stage in use, so a changed setting applies from the next
+// failure on.
+type policy struct {
+	burst  int           // failures tolerated in a burst
+	every  rate.Limit    // how fast the allowance refills
+	window time.Duration // time to refill the whole allowance
+	ban    time.Duration // first ban
+	maxBan time.Duration // cap of the doubling
+	memory time.Duration // a ban that starts within this of the previous one's end doubles it
+}
+
+// guard counts authentication failures per client address (an IPv4
+// address, an IPv6 /64) and bans an address whose failures outrun its
+// allowance. It lives in the shared pool, so it survives rebuilds, and it
+// synchronises itself. It tracks at most max addresses.
+type guard struct {
+	now  func() time.Time // the clock; tests replace it before use
+	max  int
+	bans atomic.Int64 // bans issued since start-up
+
+	mu sync.Mutex
+	m  map[netip.Prefix]*entry
+}
+
+// entry is one tracked address group.
+type entry struct {
+	lim         *rate.Limiter // the failure allowance
+	last        time.Time     // last failure
+	bannedUntil time.Time     // zero when never banned
+	banLen      time.Duration // length of the latest ban
+	expires     time.Time     // when the entry holds nothing worth keeping
+}
+
+func newGuard() *guard {
+	return &guard{now: time.Now, max: maxTracked, m: make(map[netip.Prefix]*entry)}
+}
+
+// guardKey groups an address with the neighbours an attacker is likely to
+// hold too: the address itself for IPv4 (IPv4-mapped IPv6 included), its
+// /64 for IPv6. An invalid address falls in one shared group.
+func guardKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// lookup returns the live entry of k, forgetting it if it has expired.
+// Called with the lock held.
+func (g *guard) lookup(k netip.Prefix, now time.Time) *entry {
+	e, ok := g.m[k]
+	if !ok {
+		return nil
+	}
+	if !now.Before(e.expires) {
+		delete(g.m, k)
+		return nil
+	}
+	return e
+}
+
+// banned reports whether a is banned at this moment.
+func (g *guard) banned(a netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	e := g.lookup(guardKey(a), now)
+	return e != nil && now.Before(e.bannedUntil)
+}
+
+// failure is the outcome of recording one failure.
+type failure struct {
+	banned bool          // a is banned after this failure
+	newBan time.Duration // length of the ban this failure started, 0 if none
+	until  time.Time     // end of the ban, when banned
+}
+
+// fail records a failed authentication from a under policy pol. A failure
+// that finds the allowance empty bans a for pol.ban, doubled for each ban
+// that starts within pol.memory of the end of the previous one, up to
+// pol.maxBan. A failure while a is already banned (one that was being
+// checked when the ban began) starts no new ban.
+func (g *guard) fail(a netip.Addr, pol policy) failure {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	k := guardKey(a)
+	e := g.lookup(k, now)
+	if e == nil {
+		if len(g.m) >= g.max {
+			g.evict(now)
+		}
+		e = &entry{lim: rate.NewLimiter(pol.every, pol.burst)}
+		g.m[k] = e
+	} else {
+		// Follow a setting changed since the entry was made.
+		if e.lim.Limit() != pol.every {
+			e.lim.SetLimitAt(now, pol.every)
+		}
+		if e.lim.Burst() != pol.burst {
+			e.lim.SetBurstAt(now, pol.burst)
+		}
+	}
+	e.last = now
+	var out failure
+	switch {
+	case now.Before(e.bannedUntil):
+		out = failure{banned: true, until: e.bannedUntil}
+	case e.lim.AllowN(now, 1):
+	default:
+		d := pol.ban
+		if !e.bannedUntil.IsZero() && now.Sub(e.bannedUntil) <= pol.memory {
+			d = max(pol.ban, min(2*e.banLen, pol.maxBan))
+		}
+		e.bannedUntil, e.banLen = now.Add(d), d
+		g.bans.Add(1)
+		out = failure{banned: true, newBan: d, until: e.bannedUntil}
+	}
+	// Keep the entry while it is banned, while its allowance refills and
+	// while its last ban is remembered.
+	e.expires = now.Add(pol.window)
+	if !e.bannedUntil.IsZero() {
+		if t := e.bannedUntil.Add(pol.memory); t.After(e.expires) {
+			e.expires = t
+		}
+	}
+	return out
+}
+
+// evict makes room for one entry: it drops every expired entry and, if
+// none had expired, the one whose last failure is the oldest. Called with
+// the lock held, only when the table is full.
+func (g *guard) evict(now time.Time) {
+	var oldest netip.Prefix
+	var oldestAt time.Time
+	dropped := false
+	for k, e := range g.m {
+		if !now.Before(e.expires) {
+			delete(g.m, k)
+			dropped = true
+			continue
+		}
+		if oldestAt.IsZero() || e.last.Before(oldestAt) {
+			oldest, oldestAt = k, e.last
+		}
+	}
+	if !dropped && !oldestAt.IsZero() {
+		delete(g.m, oldest)
+	}
+}
+
+// bannedNow counts the address groups banned at this moment.
+func (g *guard) bannedNow() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	var n int64
+	for _, e := range g.m {
+		if now.Before(e.bannedUntil) {
+			n++
+		}
+	}
+	return n
+}
+
+// len is the number of tracked address groups.
+func (g *guard) len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.m)
+}

@@ -1,0 +1,155 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// sessionTable tracks open sessions so that an administrator can list and
+// end them, and a change can end a deleted user's. It is touched when a
+// session starts, when its user and its request are known and when it
+// ends; never on the relay path (the byte counters are the Session's
+// atomics).
+type sessionTable struct {
+	mu sync.Mutex
+	m  map[uint64]*liveSession
+}
+
+type liveSession struct {
+	s      *middleware.Session // for its atomics only
+	cancel func(error)
+	// Set under the table's lock, as the handshake learns them.
+	user   string
+	cmd    middleware.Command
+	target middleware.Target
+	// The previous listing's sample, for the current rate.
+	sampleAt    time.Time
+	sampleBytes int64
+}
+
+func (t *sessionTable) init() { t.m = map[uint64]*liveSession{} }
+
+func (t *sessionTable) add(s *middleware.Session, cancel func(error)) {
+	t.mu.Lock()
+	t.m[s.ID] = &liveSession{s: s, cancel: cancel, sampleAt: s.Start}
+	t.mu.Unlock()
+}
+
+func (t *sessionTable) remove(id uint64) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+// setUser records the session's user.
+func (t *sessionTable) setUser(id uint64, user string) {
+	t.mu.Lock()
+	if ls := t.m[id]; ls != nil {
+		ls.user = user
+	}
+	t.mu.Unlock()
+}
+
+// setRequest records the session's command and destination.
+func (t *sessionTable) setRequest(id uint64, cmd middleware.Command, target middleware.Target) {
+	t.mu.Lock()
+	if ls := t.m[id]; ls != nil {
+		ls.cmd, ls.target = cmd, target
+	}
+	t.mu.Unlock()
+}
+
+// orphans returns the sessions whose user is not in users.
+func (t *sessionTable) orphans(users *Users) []uint64 {
+	return t.match(func(ls *liveSession) bool { return ls.user != "" && !users.Has(ls.user) })
+}
+
+// match returns the ids of the sessions for which f is true.
+func (t *sessionTable) match(f func(*liveSession) bool) []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint64
+	for id, ls := range t.m {
+		if f(ls) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (t *sessionTable) kill(id uint64, cause error) bool {
+	t.mu.Lock()
+	ls := t.m[id]
+	t.mu.Unlock()
+	if ls == nil {
+		return false
+	}
+	ls.cancel(cause)
+	return true
+}
+
+// Len is the number of open sessions.
+func (t *sessionTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// list describes the open sessions, oldest first. Each listing takes a new
+// rate sample, so Rate is the rate since the previous listing.
+func (t *sessionTable) list(now time.Time) []middleware.SessionInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]middleware.SessionInfo, 0, len(t.m))
+	for id, ls := range t.m {
+		up, down := ls.s.Up.Load(), ls.s.Down.Load()
+		info := middleware.SessionInfo{
+			ID: id, User: ls.user, Client: ls.s.Client, Command: ls.cmd, Target: ls.target,
+			Up: up, Down: down, Start: ls.s.Start, Active: ls.s.Start,
+		}
+		if a := ls.s.Active.Load(); a != 0 {
+			info.Active = time.Unix(0, a)
+		}
+		if dt := now.Sub(ls.sampleAt).Seconds(); dt > 0 {
+			info.Rate = float64(up+down-ls.sampleBytes) / dt
+		}
+		ls.sampleAt, ls.sampleBytes = now, up+down
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b middleware.SessionInfo) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Sessions lists the open connections, oldest first.
+func (r *Runtime) Sessions() []middleware.SessionInfo { return r.sessions.list(time.Now()) }
+
+// Kill closes the open connection id at once.
+func (r *Runtime) Kill(id uint64) error {
+	if !r.sessions.kill(id, ErrKilled) {
+		return fmt.Errorf("%w: %d", ErrNoSuchSession, id)
+	}
+	return nil
+}
+
+// KillUser closes every open connection of a user and returns how many.
+func (r *Runtime) KillUser(name string) int {
+	n := 0
+	for _, id := range r.sessions.match(func(ls *liveSession) bool { return ls.user == name }) {
+		if r.sessions.kill(id, ErrKilled) {
+			n++
+		}
+	}
+	return n
+}

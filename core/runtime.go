@@ -284,6 +284,17 @@ func (r *Runtime) Records(n int) []middleware.Record {
 	return nil
 }
 
+// UserStats returns one user's numbers from the first stage that keeps
+// them per user.
+func (r *Runtime) UserStats(name string) ([]middleware.Stat, bool) {
+	for _, st := range r.snap.Load().Stages {
+		if src, ok := st.Middleware.(middleware.UserStatsSource); ok {
+			return src.UserStats(name)
+		}
+	}
+	return nil, false
+}
+
 // Settings lists the live settings of every Tunable stage, keyed
 // "<stage name>.<key>".
 func (r *Runtime) Settings() []middleware.Setting {

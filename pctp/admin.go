@@ -30,4 +30,22 @@ type Admin interface {
 	// DeleteUser removes a user and closes their open SOCKS sessions. It
 	// fails if the user is unknown or is the last ADMIN.
 	DeleteUser(name string) error
+
+	// Sessions lists the open SOCKS connections, oldest first.
+	Sessions() []middleware.SessionInfo
+	// Kill closes one open connection; it fails for an unknown id.
+	Kill(id uint64) error
+	// KillUser closes every open connection of a user and says how many.
+	KillUser(name string) int
+	// UserStats returns one user's numbers; ok is false when no stage
+	// keeps numbers for that user.
+	UserStats(name string) (stats []middleware.Stat, ok bool)
+
+	// Items returns a list setting ("filter.rules"), one line per item.
+	Items(key string) ([]string, error)
+	// InsertItem parses text as an item and inserts it as item pos
+	// (1-based; 0 appends).
+	InsertItem(key string, pos int, text string) error
+	// DeleteItem removes item index (1-based).
+	DeleteItem(key string, index int) error
 }

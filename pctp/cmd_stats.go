@@ -31,10 +31,11 @@ func statsCommands() []*command {
 	return []*command{{
 		keywords: []string{"STATS"},
 		phases:   phaseMain,
-		arg:      argNone,
+		arg:      argOptional,
+		validate: validStatsArg,
 		reply:    replyMulti,
-		usage:    "STATS",
-		help:     "Server statistics",
+		usage:    "STATS [USER <name>]",
+		help:     "Server statistics, or one user's",
 		handle:   cmdStats,
 	}, {
 		keywords: []string{"LOGS"},
@@ -48,7 +49,29 @@ func statsCommands() []*command {
 	}}
 }
 
-func cmdStats(_ context.Context, s *session, _ string) reply {
+const badStatsArg = "Expected STATS or STATS USER <name>"
+
+func validStatsArg(arg string) string {
+	verb, name, _ := strings.Cut(arg, " ")
+	if !strings.EqualFold(verb, "USER") || validName(name) != "" {
+		return badStatsArg
+	}
+	return ""
+}
+
+func cmdStats(_ context.Context, s *session, arg string) reply {
+	if arg != "" {
+		_, name, _ := strings.Cut(arg, " ")
+		stats, ok := s.srv.Admin.UserStats(name)
+		if !ok {
+			return fail("No statistics for user " + name)
+		}
+		lines := make([]string, len(stats))
+		for i, st := range stats {
+			lines[i] = st.Key + ": " + strconv.FormatInt(st.Value, 10)
+		}
+		return multi("Sending stats...", lines)
+	}
 	stats := s.srv.Admin.Stats()
 	lines := make([]string, 0, len(stats)+len(requiredStats))
 	for _, k := range requiredStats {

@@ -21,6 +21,7 @@ type fakeAdmin struct {
 	users    map[string]fakeUser
 	settings []middleware.Setting
 	logins   int
+	rules    []string
 }
 
 type fakeUser struct {
@@ -42,6 +43,7 @@ var (
 func newFakeAdmin() *fakeAdmin {
 	return &fakeAdmin{
 		users: map[string]fakeUser{"admin": {"password", middleware.RoleAdmin}},
+		rules: []string{"deny dest=127.0.0.0/8 hits=2"},
 		settings: []middleware.Setting{
 			{Key: "iobuf.size", Value: "4096", Help: "relay buffer size in bytes"},
 			{Key: "ratelimit.per_user", Value: "0", Help: "bytes per second per user, 0 for no limit"},
@@ -171,5 +173,67 @@ func (f *fakeAdmin) DeleteUser(name string) error {
 		}
 	}
 	delete(f.users, name)
+	return nil
+}
+
+func (f *fakeAdmin) Sessions() []middleware.SessionInfo {
+	start := time.Date(2025, 7, 13, 13, 55, 3, 0, time.UTC)
+	return []middleware.SessionInfo{{
+		ID: 7, User: "alice", Client: netip.MustParseAddrPort("127.0.0.1:50514"), Command: middleware.CmdConnect,
+		Target: middleware.Target{Name: "example.org", Port: 443}, Up: 100, Down: 15650, Start: start, Active: start, Rate: 0,
+	}}
+}
+
+func (f *fakeAdmin) Kill(id uint64) error {
+	if id != 7 {
+		return errors.New("no such session")
+	}
+	return nil
+}
+
+func (f *fakeAdmin) KillUser(name string) int {
+	if name == "alice" {
+		return 1
+	}
+	return 0
+}
+
+func (f *fakeAdmin) UserStats(name string) ([]middleware.Stat, bool) {
+	if name != "alice" {
+		return nil, false
+	}
+	return []middleware.Stat{{Key: "connections", Value: 3}, {Key: "bytes_up", Value: 300}}, true
+}
+
+func (f *fakeAdmin) Items(key string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if key != "filter.rules" {
+		return nil, errors.New("no such list")
+	}
+	return append([]string{}, f.rules...), nil
+}
+
+func (f *fakeAdmin) InsertItem(key string, pos int, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !strings.HasPrefix(text, "allow") && !strings.HasPrefix(text, "deny") {
+		return errors.New("a rule starts with allow or deny")
+	}
+	i := pos - 1
+	if pos <= 0 || i > len(f.rules) {
+		i = len(f.rules)
+	}
+	f.rules = append(f.rules[:i], append([]string{text}, f.rules[i:]...)...)
+	return nil
+}
+
+func (f *fakeAdmin) DeleteItem(key string, index int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if index < 1 || index > len(f.rules) {
+		return errors.New("no such rule")
+	}
+	f.rules = append(f.rules[:index-1], f.rules[index:]...)
 	return nil
 }

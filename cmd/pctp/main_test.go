@@ -25,6 +25,15 @@ type admin struct {
 
 var _ pctp.Admin = (*admin)(nil)
 
+// The client's tests need no sessions, per-user numbers or lists.
+func (a *admin) Sessions() []middleware.SessionInfo         { return nil }
+func (a *admin) Kill(uint64) error                          { return errors.New("no such session") }
+func (a *admin) KillUser(string) int                        { return 0 }
+func (a *admin) UserStats(string) ([]middleware.Stat, bool) { return nil, false }
+func (a *admin) Items(string) ([]string, error)             { return nil, errors.New("no such list") }
+func (a *admin) InsertItem(string, int, string) error       { return errors.New("no such list") }
+func (a *admin) DeleteItem(string, int) error               { return errors.New("no such list") }
+
 func (a *admin) Login(user, password string) (middleware.Role, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

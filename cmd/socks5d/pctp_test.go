@@ -267,3 +267,61 @@ func TestPCTPClientBinaryScript(t *testing.T) {
 		t.Fatalf("wrong password: exit 0\n%s", out)
 	}
 }
+
+// SESSIONS, KILL and the destination policy's RULES against the real proxy.
+func TestPCTPLiveControl(t *testing.T) {
+	cfg := writeConfig(t, `
+chain:
+  - use: auth
+  - use: accounting
+  - use: connlog
+  - use: filter
+    default: allow
+    rules:
+      - action: deny
+        ports: [25]
+`)
+	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
+	admin := login(t, s.pctpAddr(t))
+	echo := echoTarget(t)
+	_, port, _ := net.SplitHostPort(echo)
+
+	if got := do(t, admin, "RULES").Lines; len(got) != 1 || !strings.HasPrefix(got[0], "1 deny ports=25") {
+		t.Fatalf("RULES = %q", got)
+	}
+	do(t, admin, "RULE ADD 1 deny dest=127.0.0.1 ports="+port)
+	if _, err := dialer(t, s.socks, "admin", "password").Dial("tcp", echo); err == nil {
+		t.Fatal("a destination denied by a rule added over PCTP was reached")
+	}
+	if got := do(t, admin, "RULES").Lines; len(got) != 2 || !strings.Contains(got[0], "hits=1") {
+		t.Fatalf("RULES after ADD = %q", got)
+	}
+	if r, _ := admin.Do("RULE ADD deny dest=not/a/cidr"); r.OK {
+		t.Fatal("an invalid rule was accepted")
+	}
+	do(t, admin, "RULE DEL 1")
+
+	c, err := dialer(t, s.socks, "admin", "password").Dial("tcp", echo)
+	if err != nil {
+		t.Fatalf("allowed again after RULE DEL: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := do(t, admin, "SESSIONS").Lines
+	if len(lines) != 1 {
+		t.Fatalf("SESSIONS = %q", lines)
+	}
+	f := strings.Fields(lines[0])
+	if len(f) != 9 || f[1] != "admin" || f[3] != echo || f[4] != "up=4" || f[5] != "down=4" {
+		t.Fatalf("SESSIONS line = %q", lines[0])
+	}
+	do(t, admin, "KILL "+f[0])
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("a killed session still reads")
+	}
+}

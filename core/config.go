@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -34,6 +35,11 @@ const EnvPrefix = "SOCKS5D_"
 type Config struct {
 	// Source is the file the configuration came from, "" for built-in defaults.
 	Source string `koanf:"-"`
+
+	// DataDir holds what the server writes: the state file, connection
+	// logs. Default: data/ beside the configuration file, or under the
+	// working directory on built-in defaults.
+	DataDir string `koanf:"data_dir"`
 
 	SOCKS SOCKSConfig  `koanf:"socks"`
 	PCTP  PCTPConfig   `koanf:"pctp"`
@@ -191,6 +197,12 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 		}
 		cfg.Users = slices.DeleteFunc(cfg.Users, func(c UserConfig) bool { return c.Name == name })
 		cfg.Users = append(cfg.Users, UserConfig{Name: name, Password: pass, Role: "admin"})
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "data"
+		if path != "" {
+			cfg.DataDir = filepath.Join(filepath.Dir(path), "data")
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -98,6 +98,8 @@ type Runtime struct {
 
 	// dialer is the base dialer every session starts with.
 	dialer middleware.Dialer
+	// dataDir is the configuration's data directory, for stages.
+	dataDir string
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
 }
@@ -114,6 +116,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		shared:  middleware.NewShared(),
 		started: time.Now(),
 		dialer:  &net.Dialer{},
+		dataDir: cfg.DataDir,
 	}
 	r.sessions.init()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
@@ -184,11 +187,12 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			}
 		}
 		mw, err := info.New(middleware.Params{
-			Name:   st.Name,
-			Config: maps.Clone(st.Config),
-			Logger: r.logger.Named("middleware." + st.Name),
-			Shared: r.shared,
-			Users:  d.users,
+			Name:    st.Name,
+			Config:  maps.Clone(st.Config),
+			Logger:  r.logger.Named("middleware." + st.Name),
+			Shared:  r.shared,
+			Users:   d.users,
+			DataDir: r.dataDir,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)

@@ -37,6 +37,9 @@ type Params struct {
 	Shared *Shared
 	// Users is the live user table.
 	Users Credentials
+	// DataDir is the server's data directory, where a stage keeps files
+	// (relative paths in its settings are relative to it).
+	DataDir string
 }
 
 // Decode decodes p.Config into v (a pointer to a struct with json tags),

@@ -11,7 +11,7 @@ import (
 // TestRegistered checks that importing builtin registers every stage, each
 // with a description, and that each builds from an empty configuration.
 func TestRegistered(t *testing.T) {
-	for _, typ := range []string{"accounting", "auth", "connlog", "iobuf", "ratelimit", "filter", "limits"} {
+	for _, typ := range []string{"accounting", "auth", "connlog", "iobuf", "ratelimit", "filter", "limits", "metrics"} {
 		info, ok := middleware.Lookup(typ)
 		if !ok {
 			t.Errorf("%s is not registered", typ)

@@ -41,10 +41,12 @@ type Config struct {
 	// working directory on built-in defaults.
 	DataDir string `koanf:"data_dir"`
 
-	SOCKS SOCKSConfig  `koanf:"socks"`
-	PCTP  PCTPConfig   `koanf:"pctp"`
-	Log   LogConfig    `koanf:"log"`
-	Users []UserConfig `koanf:"users"`
+	SOCKS SOCKSConfig `koanf:"socks"`
+	PCTP  PCTPConfig  `koanf:"pctp"`
+	// Metrics is the Prometheus endpoint, off by default.
+	Metrics MetricsConfig `koanf:"metrics"`
+	Log     LogConfig     `koanf:"log"`
+	Users   []UserConfig  `koanf:"users"`
 	// Chain is the ordered middleware chain (the `chain:` list).
 	Chain []StageConfig `koanf:"-"`
 }
@@ -74,6 +76,13 @@ type PCTPConfig struct {
 	Port    int    `koanf:"port"`
 }
 
+// MetricsConfig is the Prometheus /metrics listener.
+type MetricsConfig struct {
+	Enabled bool   `koanf:"enabled"`
+	Address string `koanf:"address"`
+	Port    int    `koanf:"port"`
+}
+
 // LogConfig is the logger's level and format.
 type LogConfig struct {
 	Level  string `koanf:"level"`  // DEBUG, INFO, WARN, ERROR, NONE
@@ -96,7 +105,7 @@ type StageConfig struct {
 }
 
 // DefaultChain is the chain used when the configuration has none.
-var DefaultChain = []string{"limits", "auth", "accounting", "connlog", "iobuf"}
+var DefaultChain = []string{"limits", "auth", "accounting", "metrics", "connlog", "iobuf"}
 
 func defaults() map[string]any {
 	chain := make([]any, len(DefaultChain))
@@ -113,6 +122,9 @@ func defaults() map[string]any {
 		"socks.drain_timeout":     "30s",
 		"pctp.address":            "127.0.0.1",
 		"pctp.port":               8080,
+		"metrics.enabled":         false,
+		"metrics.address":         "127.0.0.1",
+		"metrics.port":            9180,
 		"log.level":               "INFO",
 		"log.format":              "text",
 		"chain":                   chain,
@@ -316,6 +328,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := validPort("pctp.port", c.PCTP.Port); err != nil {
+		return err
+	}
+	if err := validPort("metrics.port", c.Metrics.Port); err != nil {
 		return err
 	}
 	for key, d := range map[string]time.Duration{

@@ -23,6 +23,8 @@ type Settings struct {
 	ConnectTimeout   time.Duration
 	Linger           time.Duration
 	IdleTimeout      time.Duration
+	// DrainTimeout is how long a stopping server lets connections finish.
+	DrainTimeout time.Duration
 }
 
 // Stage is one compiled stage of a snapshot.
@@ -228,6 +230,7 @@ func settingsOf(cfg *Config) Settings {
 		ConnectTimeout:   cfg.SOCKS.ConnectTimeout,
 		Linger:           cfg.SOCKS.Linger,
 		IdleTimeout:      cfg.SOCKS.IdleTimeout,
+		DrainTimeout:     cfg.SOCKS.DrainTimeout,
 	}
 }
 

@@ -23,6 +23,10 @@ const acceptLogEvery = 5 * time.Second
 // and returns when it stops accepting; the connections it started go on
 // until they end or Shutdown ends them.
 func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
+	// Count the accept loop itself, so that Shutdown never waits from zero
+	// while a connection is being added.
+	r.conns.Add(1)
+	defer r.conns.Done()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var backoff time.Duration
@@ -61,7 +65,8 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 
 // Shutdown waits for open connections to end until ctx is done, then
 // closes the rest and waits for them. It returns how many it closed. Stop
-// accepting first (cancel ServeSOCKS's context).
+// accepting first (cancel ServeSOCKS's context): Shutdown also waits for
+// ServeSOCKS to return.
 func (r *Runtime) Shutdown(ctx context.Context) int {
 	done := make(chan struct{})
 	go func() { r.conns.Wait(); close(done) }()

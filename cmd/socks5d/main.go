@@ -163,9 +163,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		socksLn.Close()
 		return fmt.Errorf("PCTP listener: %w", err)
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Enabled {
+		metricsLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Metrics.Address, strconv.Itoa(cfg.Metrics.Port)))
+		if err != nil {
+			socksLn.Close()
+			pctpLn.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+	}
 	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users))
 	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
 	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String())
+	if metricsLn != nil {
+		logger.Info("metrics listening", "address", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -174,7 +186,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	serve := func(name string, fn func(context.Context, net.Listener) error, ln net.Listener) {
 		wg.Add(1)
 		go func() {
@@ -187,6 +199,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
 	serve("SOCKS", rt.ServeSOCKS, socksLn)
 	serve("PCTP", admin.Serve, pctpLn)
+	if metricsLn != nil {
+		serve("metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt) }, metricsLn)
+	}
 
 	var runErr error
 wait:
@@ -210,28 +225,65 @@ wait:
 				logger.Error("reload rejected; the running configuration is unchanged", "error", err)
 				continue
 			}
+			if l, _ := core.ParseLevel(next.Log.Level); l != logger.GetLevel() {
+				logger.SetLevel(l)
+			}
+			if restart := needsRestart(cfg, next); restart != "" {
+				logger.Warn("reloaded, but these changes need a restart", "keys", restart)
+			}
 			logger.Info("configuration reloaded", "source", sourceOf(next), "chain", chainOf(next))
 		}
 	}
 
 	// Stop accepting at once, then let open connections finish.
 	stopServing()
-	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.SOCKS.DrainTimeout)
+	drain := rt.Snapshot().Settings.DrainTimeout // as last reloaded
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), drain)
 	defer cancelDrain()
 	go func() {
-		select {
-		case <-sigs: // a second signal: stop now
-			cancelDrain()
-		case <-drainCtx.Done():
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					logger.Info("reload ignored while stopping")
+					continue
+				}
+				cancelDrain() // a second stop signal: stop now
+				return
+			case <-drainCtx.Done():
+				return
+			}
 		}
 	}()
-	logger.Info("draining connections", "timeout", cfg.SOCKS.DrainTimeout)
+	logger.Info("draining connections", "timeout", drain)
 	if closed := rt.Shutdown(drainCtx); closed > 0 {
 		logger.Warn("closed connections still open after the drain", "count", closed)
 	}
 	wg.Wait()
 	logger.Info("stopped")
 	return runErr
+}
+
+// needsRestart names the settings a reload cannot apply: listeners and
+// the log format.
+func needsRestart(old, next *core.Config) string {
+	var keys []string
+	if old.SOCKS.Address != next.SOCKS.Address || old.SOCKS.Port != next.SOCKS.Port {
+		keys = append(keys, "socks.address/port")
+	}
+	if old.PCTP != next.PCTP {
+		keys = append(keys, "pctp")
+	}
+	if old.Metrics != next.Metrics {
+		keys = append(keys, "metrics")
+	}
+	if old.Log.Format != next.Log.Format {
+		keys = append(keys, "log.format")
+	}
+	if old.DataDir != next.DataDir {
+		keys = append(keys, "data_dir")
+	}
+	return strings.Join(keys, ", ")
 }
 
 func sourceOf(cfg *core.Config) string {

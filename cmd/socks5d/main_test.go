@@ -127,7 +127,7 @@ func TestShippedConfigServesCurl(t *testing.T) {
 	_, port, _ := net.SplitHostPort(web.Listener.Addr().String())
 
 	s := startServer(t, append([]string{"-c", shippedConfig(t), "-u", "admin:s3cret"}, loopbackArgs...)...)
-	if !strings.Contains(s.log.String(), "chain=\"limits → auth → accounting → connlog → iobuf\"") {
+	if !strings.Contains(s.log.String(), "chain=\"limits → auth → accounting → metrics → connlog → iobuf\"") {
 		t.Errorf("log does not show the shipped chain:\n%s", s.log)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

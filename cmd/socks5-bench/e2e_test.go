@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const microsocksTmpl = "microsocks -i 127.0.0.1 -p {port} -u {user} -P {pass}"
+
+// runShort runs the command in --short mode with JSON output and checks
+// that every measurement has a figure.
+func runShort(t *testing.T, extra ...string) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args := append([]string{"--short", "--json"}, extra...)
+	start := time.Now()
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("run %q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errOut.String())
+	}
+	t.Logf("run took %v; progress:\n%s", time.Since(start).Round(time.Millisecond), errOut.String())
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if rep.Settings.Held != 200 || rep.Settings.Cycles != 200 || rep.Settings.BulkBytes != 8<<20 {
+		t.Errorf("--short settings: %+v", rep.Settings)
+	}
+	if len(rep.Rows) != 15 {
+		t.Fatalf("%d rows, want 15 (4 bulk, 6 cycles, 3 held, 2 rtt)", len(rep.Rows))
+	}
+	two := len(rep.Servers) == 2
+	for _, r := range rep.Rows {
+		serverOnly := strings.HasPrefix(r.Metric, "server ")
+		if (r.Direct == nil) != serverOnly || r.A == nil || (two && r.B == nil) || len(r.Errors) > 0 {
+			t.Errorf("row %q: direct %v a %v b %v errors %v", r.Metric, r.Direct, r.A, r.B, r.Errors)
+			continue
+		}
+		if !serverOnly && (*r.Direct <= 0 || *r.A <= 0 || r.ADirect == nil) {
+			t.Errorf("row %q: direct %v a %v a/direct %v", r.Metric, *r.Direct, *r.A, r.ADirect)
+		}
+		if two && r.AB == nil && *r.B != 0 {
+			t.Errorf("row %q: no A/B", r.Metric)
+		}
+		if strings.HasPrefix(r.Metric, "held connections ok") {
+			if *r.Direct != 200 || *r.A != 200 || (two && *r.B != 200) {
+				t.Errorf("held: direct %v a %v b %v, want 200 each", *r.Direct, *r.A, r.B)
+			}
+		}
+	}
+	return &rep
+}
+
+func TestShortMicrosocks(t *testing.T) {
+	if _, err := exec.LookPath("microsocks"); err != nil {
+		t.Skip("microsocks is not installed (apt-get install microsocks); skipping")
+	}
+	rep := runShort(t, "--server", microsocksTmpl)
+	if len(rep.Servers) != 1 || rep.Servers[0].Name != "microsocks" {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}
+
+func TestShortSocks5d(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build cmd/socks5d; skipping")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "socks5d")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/socks5d/socks5d/cmd/socks5d")
+	if out, err := build.CombinedOutput(); err != nil {
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		t.Skipf("cmd/socks5d does not build yet (%v: %s); skipping the socks5d run", err, first)
+	}
+	args := []string{
+		"--dir", dir,
+		"--server", "'" + bin + "' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}",
+	}
+	if _, err := exec.LookPath("microsocks"); err == nil {
+		args = append(args, "--vs", microsocksTmpl)
+	} else {
+		t.Log("microsocks is not installed; running socks5d alone")
+	}
+	rep := runShort(t, args...)
+	if rep.Servers[0].Name != "socks5d" {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}

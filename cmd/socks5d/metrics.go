@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/socks5d/socks5d/core"
+)
+
+// liveStages collects, at each scrape, from the stages of the live
+// snapshot that are Prometheus collectors: the chain changes at run time,
+// so nothing is registered per stage. The stages read the same counters
+// STATS reads.
+type liveStages struct{ rt *core.Runtime }
+
+// Describe sends nothing: an unchecked collector, as the set of stages
+// can change between scrapes.
+func (liveStages) Describe(chan<- *prometheus.Desc) {}
+
+// Collect asks every collector stage of the live chain.
+func (l liveStages) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range l.rt.Snapshot().Stages {
+		if c, ok := st.Middleware.(prometheus.Collector); ok {
+			c.Collect(ch)
+		}
+	}
+}
+
+// metricsHandler serves /metrics: the live stages' metrics, the Go
+// runtime's and the process's.
+func metricsHandler(rt *core.Runtime) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		liveStages{rt},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// serveMetrics serves the metrics endpoint on ln until ctx is done.
+func serveMetrics(ctx context.Context, ln net.Listener, rt *core.Runtime) error {
+	srv := &http.Server{Handler: metricsHandler(rt), ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -154,6 +154,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 
+	// Signals are caught from before the listeners exist, so a signal sent
+	// once the log says where the server listens is never the default
+	// action (which, for SIGHUP, would end the process).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	socksLn, err := net.Listen("tcp", net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port)))
 	if err != nil {
 		return fmt.Errorf("SOCKS listener: %w", err)
@@ -178,10 +185,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if metricsLn != nil {
 		logger.Info("metrics listening", "address", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()

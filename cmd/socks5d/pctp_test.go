@@ -314,8 +314,10 @@ chain:
 	}
 	// The refused connection's session ends as its handler returns; on a
 	// loaded machine that may take a moment.
+	// Counters advance after each write returns, so wait for the upload
+	// to be counted too.
 	lines := do(t, admin, "SESSIONS").Lines
-	for deadline := time.Now().Add(5 * time.Second); len(lines) != 1 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); (len(lines) != 1 || !strings.Contains(lines[0], " up=4 down=4 ")) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		lines = do(t, admin, "SESSIONS").Lines
 	}

@@ -61,10 +61,17 @@ type Record struct {
 	Bytes     int64 // both directions
 	AuthState AuthState
 	Duration  time.Duration
+	// Up and Down split Bytes: client → target and target → client.
+	Up, Down int64
+	// Reason is a short word for why the connection ended ("ok", "eof",
+	// "timeout", ...). The stage that keeps the record sets it from the
+	// error next returned; RecordOf leaves it empty.
+	Reason string
 }
 
 // RecordOf returns the record of a finished session.
 func RecordOf(s *Session) Record {
+	up, down := s.Up.Load(), s.Down.Load()
 	return Record{
 		ID:        s.ID,
 		Time:      s.Start,
@@ -74,9 +81,11 @@ func RecordOf(s *Session) Record {
 		Target:    s.Target,
 		Reply:     s.Reply,
 		ReplySent: s.ReplySent,
-		Bytes:     s.Bytes(),
+		Bytes:     up + down,
 		AuthState: s.AuthState,
 		Duration:  s.Duration(),
+		Up:        up,
+		Down:      down,
 	}
 }
 

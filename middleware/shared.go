@@ -1,6 +1,10 @@
 package middleware
 
-import "sync"
+import (
+	"errors"
+	"io"
+	"sync"
+)
 
 // Shared keeps state that must outlive a rebuild of the chain: counters, a
 // log ring, rate limiters. The chain is rebuilt on every live change, and
@@ -25,4 +29,21 @@ func Get[T any](p *Shared, key string, create func() T) T {
 	v := create()
 	p.m[key] = v
 	return v
+}
+
+// Close closes every value in the pool that is an io.Closer (a log
+// writer flushing what it queued, say) and empties the pool. The server
+// calls it once, after its connections have ended.
+func (p *Shared) Close() error {
+	p.mu.Lock()
+	values := p.m
+	p.m = map[string]any{}
+	p.mu.Unlock()
+	var errs []error
+	for _, v := range values {
+		if c, ok := v.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -104,11 +104,20 @@ func ids(recs []middleware.Record) []uint64 {
 
 func logRecords(t *testing.T, mw middleware.Middleware) int64 {
 	t.Helper()
+	return stat(t, mw, "log_records")
+}
+
+// stat returns one of the stage's statistics.
+func stat(t *testing.T, mw middleware.Middleware, key string) int64 {
+	t.Helper()
 	st := mw.(middleware.StatsSource).Stats()
-	if len(st) != 1 || st[0].Key != "log_records" {
-		t.Fatalf("Stats = %v, want log_records", st)
+	for _, s := range st {
+		if s.Key == key {
+			return s.Value
+		}
 	}
-	return st[0].Value
+	t.Fatalf("Stats = %v, no %s", st, key)
+	return 0
 }
 
 func TestRecordsNewestFirst(t *testing.T) {
@@ -172,8 +181,13 @@ func TestRecordFacts(t *testing.T) {
 	if recs[0].ID != 43 || recs[0].AuthState != middleware.AuthFailed || recs[0].User != "" {
 		t.Errorf("failed record = %+v", recs[0])
 	}
-	if recs[1] != middleware.RecordOf(s) {
-		t.Errorf("record = %+v, want %+v", recs[1], middleware.RecordOf(s))
+	want := middleware.RecordOf(s)
+	want.Reason = connlog.ReasonRefused
+	if recs[1] != want {
+		t.Errorf("record = %+v, want %+v", recs[1], want)
+	}
+	if recs[0].Reason != connlog.ReasonAuthFailed {
+		t.Errorf("failed record's reason = %q", recs[0].Reason)
 	}
 }
 

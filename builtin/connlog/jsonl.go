@@ -1,0 +1,134 @@
+package connlog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// TimeFormat is the time field of a JSON line: RFC 3339 in UTC, to the
+// millisecond.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// errCorrupt is wrapped when a line of the log cannot be read back.
+var errCorrupt = errors.New("connlog: corrupt line")
+
+// jsonLine is one record as a line of the file. The first fields are the
+// LOGS line's, in its order.
+type jsonLine struct {
+	Time       string  `json:"time"`
+	User       string  `json:"user"`
+	ClientIP   string  `json:"client_ip"`
+	ClientPort uint16  `json:"client_port"`
+	Host       string  `json:"host"`
+	Port       uint16  `json:"port"`
+	Reply      *uint8  `json:"reply"` // null: no reply was sent
+	Bytes      int64   `json:"bytes"`
+	Auth       string  `json:"auth"`
+	ID         uint64  `json:"id"`
+	Command    string  `json:"command"`
+	Up         int64   `json:"up"`
+	Down       int64   `json:"down"`
+	Duration   float64 `json:"duration"` // seconds
+	Reason     string  `json:"reason"`
+}
+
+// lineOf returns the line of a record.
+func lineOf(r *middleware.Record) jsonLine {
+	l := jsonLine{
+		Time:     r.Time.UTC().Format(TimeFormat),
+		User:     r.User,
+		Host:     r.Target.Host(),
+		Port:     r.Target.Port,
+		Bytes:    r.Bytes,
+		Auth:     r.AuthState.String(),
+		ID:       r.ID,
+		Command:  r.Command.String(),
+		Up:       r.Up,
+		Down:     r.Down,
+		Duration: math.Round(r.Duration.Seconds()*1e6) / 1e6,
+		Reason:   r.Reason,
+	}
+	if r.Client.IsValid() {
+		l.ClientIP = r.Client.Addr().Unmap().String()
+		l.ClientPort = r.Client.Port()
+	}
+	if r.ReplySent {
+		code := uint8(r.Reply)
+		l.Reply = &code
+	}
+	return l
+}
+
+// parseLine reads a line of the file back into a record. Fields it does
+// not know are ignored; a line that is not a JSON object, or whose time
+// or addresses do not parse, is an error wrapping errCorrupt.
+func parseLine(b []byte) (middleware.Record, error) {
+	var l jsonLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return middleware.Record{}, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	t, err := time.Parse(time.RFC3339, l.Time)
+	if err != nil {
+		return middleware.Record{}, fmt.Errorf("%w: time: %v", errCorrupt, err)
+	}
+	r := middleware.Record{
+		ID:        l.ID,
+		Time:      t.UTC(),
+		User:      l.User,
+		Bytes:     l.Bytes,
+		Up:        l.Up,
+		Down:      l.Down,
+		AuthState: parseAuth(l.Auth),
+		Command:   parseCommand(l.Command),
+		Duration:  time.Duration(math.Round(l.Duration*1e6)) * time.Microsecond,
+		Reason:    l.Reason,
+		Target:    middleware.Target{Port: l.Port},
+	}
+	if l.ClientIP != "" {
+		a, err := netip.ParseAddr(l.ClientIP)
+		if err != nil {
+			return middleware.Record{}, fmt.Errorf("%w: client_ip: %v", errCorrupt, err)
+		}
+		r.Client = netip.AddrPortFrom(a, l.ClientPort)
+	}
+	if a, err := netip.ParseAddr(l.Host); err == nil {
+		r.Target.Addr = a
+	} else {
+		r.Target.Name = l.Host
+	}
+	if l.Reply != nil {
+		r.Reply, r.ReplySent = middleware.Reply(*l.Reply), true
+	}
+	return r, nil
+}
+
+func parseAuth(s string) middleware.AuthState {
+	for _, a := range [...]middleware.AuthState{middleware.AuthNoAuth, middleware.AuthOK, middleware.AuthFailed} {
+		if s == a.String() {
+			return a
+		}
+	}
+	return middleware.AuthNone
+}
+
+func parseCommand(s string) middleware.Command {
+	for _, c := range [...]middleware.Command{middleware.CmdConnect, middleware.CmdBind, middleware.CmdUDPAssociate} {
+		if s == c.String() {
+			return c
+		}
+	}
+	if hex, ok := strings.CutPrefix(s, "0x"); ok {
+		if n, err := strconv.ParseUint(hex, 16, 8); err == nil {
+			return middleware.Command(n)
+		}
+	}
+	return 0
+}

@@ -100,7 +100,7 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	}
 	r.sessions.add(s, cancel)
 	defer r.sessions.remove(id)
-	s.Logger = r.connLog.With("conn", id, "client", s.Client.String())
+	s.Logger = &connLogger{Logger: r.connLog, id: id, client: s.Client}
 	defer func() {
 		if p := recover(); p != nil {
 			r.panics.Add(1)

@@ -34,6 +34,8 @@ type userEntry struct {
 	// fromConfig marks users defined by the configuration (file or -u),
 	// which a reload of the file replaces; users added over PCTP stay.
 	fromConfig bool
+	// fromFlag marks users given with -u: they outrank the saved state.
+	fromFlag bool
 }
 
 // Users is an immutable user table. A change builds a new table (see

@@ -68,6 +68,37 @@ type SOCKSConfig struct {
 	// DrainTimeout is how long a stopping server lets open connections
 	// finish before it closes them.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
+	// Bind configures the BIND command.
+	Bind BindConfig `koanf:"bind"`
+	// UDP configures the UDP ASSOCIATE command.
+	UDP UDPConfig `koanf:"udp"`
+}
+
+// BindConfig configures the BIND command (RFC 1928).
+type BindConfig struct {
+	// Address is the IP BIND listens on; "" picks the server's address
+	// toward the expected peer (a route lookup).
+	Address string `koanf:"address"`
+	// Timeout bounds the wait for the expected peer after the first reply.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// UDPConfig configures the UDP ASSOCIATE command (RFC 1928).
+type UDPConfig struct {
+	// Ports is the range the client-facing relay port is taken from:
+	// "0" (any ephemeral port) or "low-high".
+	Ports string `koanf:"ports"`
+	// Advertise is the IP sent in the reply instead of the relay socket's
+	// own (for a server behind NAT); "" sends the relay's.
+	Advertise string `koanf:"advertise"`
+	// IdleTimeout ends an association with no datagram either way for
+	// this long.
+	IdleTimeout time.Duration `koanf:"idle_timeout"`
+	// MaxAssociations caps the open associations (0: unlimited).
+	MaxAssociations int `koanf:"max_associations"`
+	// PerUser caps one user's open associations, or one client IP's for
+	// anonymous clients (0: unlimited).
+	PerUser int `koanf:"per_user"`
 }
 
 // PCTPConfig is the admin listener.
@@ -92,8 +123,10 @@ type LogConfig struct {
 // UserConfig is one user of the `users:` list.
 type UserConfig struct {
 	Name     string `koanf:"name"`
-	Password string `koanf:"password"`
+	Password string `koanf:"password"` // plaintext or a bcrypt hash
 	Role     string `koanf:"role"`
+	// FromFlag marks a user given with -u.
+	FromFlag bool `koanf:"-"`
 }
 
 // StageConfig is one entry of the `chain:` list: its type, its name (the
@@ -128,6 +161,15 @@ func defaults() map[string]any {
 		"log.level":               "INFO",
 		"log.format":              "text",
 		"chain":                   chain,
+
+		// BIND and UDP ASSOCIATE (bind.go, udp.go).
+		"socks.bind.address":         "",
+		"socks.bind.timeout":         "60s",
+		"socks.udp.ports":            "0",
+		"socks.udp.advertise":        "",
+		"socks.udp.idle_timeout":     "2m",
+		"socks.udp.max_associations": 1024,
+		"socks.udp.per_user":         32,
 	}
 }
 
@@ -208,7 +250,7 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 			return nil, fmt.Errorf("%w: flag -u: want user:password, each 1-255 octets", ErrConfig)
 		}
 		cfg.Users = slices.DeleteFunc(cfg.Users, func(c UserConfig) bool { return c.Name == name })
-		cfg.Users = append(cfg.Users, UserConfig{Name: name, Password: pass, Role: "admin"})
+		cfg.Users = append(cfg.Users, UserConfig{Name: name, Password: pass, Role: "admin", FromFlag: true})
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"
@@ -338,6 +380,8 @@ func (c *Config) validate() error {
 		"socks.connect_timeout":   c.SOCKS.ConnectTimeout,
 		"socks.linger":            c.SOCKS.Linger,
 		"socks.drain_timeout":     c.SOCKS.DrainTimeout,
+		"socks.bind.timeout":      c.SOCKS.Bind.Timeout,
+		"socks.udp.idle_timeout":  c.SOCKS.UDP.IdleTimeout,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%w: %s: must be a positive duration, got %s", ErrConfig, key, d)
@@ -345,6 +389,12 @@ func (c *Config) validate() error {
 	}
 	if c.SOCKS.IdleTimeout < 0 {
 		return fmt.Errorf("%w: socks.idle_timeout: must be 0 (off) or a positive duration, got %s", ErrConfig, c.SOCKS.IdleTimeout)
+	}
+	if err := c.SOCKS.Bind.validate(); err != nil {
+		return err
+	}
+	if err := c.SOCKS.UDP.validate(); err != nil {
+		return err
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err

@@ -24,10 +24,28 @@ var (
 	// ErrUserDeleted: the session's user was deleted while it was open.
 	ErrUserDeleted = errors.New("core: user deleted")
 
+	// ErrBindTimeout: no expected peer connected to a BIND in time.
+	ErrBindTimeout = errors.New("core: BIND timed out waiting for the peer")
+	// ErrBindNoPeer: a BIND names no peer address (0.0.0.0 or ::).
+	ErrBindNoPeer = errors.New("core: BIND needs the expected peer's address")
+	// ErrPolicyRefused: a destination policy refused a BIND.
+	ErrPolicyRefused = errors.New("core: refused by the destination policy")
+	// ErrUDPLimit: over socks.udp.max_associations or socks.udp.per_user.
+	ErrUDPLimit = errors.New("core: too many UDP associations")
+	// ErrUDPIdle: a UDP association saw no datagram for socks.udp.idle_timeout.
+	ErrUDPIdle = errors.New("core: UDP association idle")
+	// ErrUDPHeader: a UDP datagram's RFC 1928 header is malformed.
+	ErrUDPHeader = errors.New("core: malformed UDP request header")
+	// ErrNoRelayAddress: the control connection's local address is not an IP.
+	ErrNoRelayAddress = errors.New("core: no local IP to bind the UDP relay on")
+
 	// ErrKilled: an administrator closed the session.
 	ErrKilled = errors.New("core: session killed by an administrator")
 	// ErrNoSuchSession: KILL names no open session.
 	ErrNoSuchSession = errors.New("core: no such session")
+
+	// ErrState is wrapped by every error about the saved state.
+	ErrState = errors.New("core: state")
 
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("core: bad configuration")

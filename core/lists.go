@@ -75,7 +75,7 @@ func (r *Runtime) DeleteItem(key string, index int) error {
 // editList replaces the list under key in stage name's configuration with
 // what edit makes of a copy of it, through Update.
 func (r *Runtime) editList(name, key string, edit func([]any) ([]any, error)) error {
-	return r.Update(func(d *Draft) error {
+	return r.change(func(d *Draft, st *State) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name != name {
 				continue
@@ -93,6 +93,7 @@ func (r *Runtime) editList(name, key string, edit func([]any) ([]any, error)) er
 				return err
 			}
 			d.Chain[i].Config[key] = items
+			st.Lists[name+"."+key] = items
 			return nil
 		}
 		return fmt.Errorf("%w: no stage %q", ErrUnknownSetting, name)

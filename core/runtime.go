@@ -25,6 +25,9 @@ type Settings struct {
 	IdleTimeout      time.Duration
 	// DrainTimeout is how long a stopping server lets connections finish.
 	DrainTimeout time.Duration
+	// Bind and UDP configure BIND and UDP ASSOCIATE (bind.go, udp.go).
+	Bind BindSettings
+	UDP  UDPSettings
 }
 
 // Stage is one compiled stage of a snapshot.
@@ -87,6 +90,11 @@ type Runtime struct {
 	mu   sync.Mutex // serialises Update; readers never take it
 	snap atomic.Pointer[Snapshot]
 
+	// store keeps administrative changes; state is what it holds now.
+	// Both change only under mu.
+	store Store
+	state *State
+
 	sessions sessionTable
 	nextID   atomic.Uint64
 	// conns counts connection goroutines, for Shutdown.
@@ -104,6 +112,10 @@ type Runtime struct {
 	dataDir string
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
+	// udp holds the UDP associations' limits and counters; bindRefused
+	// counts BIND peers refused for their address.
+	udp         udpState
+	bindRefused atomic.Int64
 }
 
 // NewRuntime compiles the configuration into the first snapshot. Errors
@@ -121,6 +133,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		dataDir: cfg.DataDir,
 	}
 	r.sessions.init()
+	r.state = newState()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	users := newUsers()
 	if err := users.setConfigured(cfg.Users); err != nil {
@@ -149,6 +162,18 @@ func (r *Runtime) Snapshot() *Snapshot { return r.snap.Load() }
 func (r *Runtime) Update(fn func(*Draft) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	s, err := r.commit(func(d *Draft, _ *State) error { return fn(d) }, nil)
+	if err != nil {
+		return err
+	}
+	r.install(s)
+	return nil
+}
+
+// commit clones the live configuration into a draft, lets fn change it
+// (and st, when the change is to be saved) and compiles the result. The
+// caller holds r.mu.
+func (r *Runtime) commit(fn func(*Draft, *State) error, st *State) (*Snapshot, error) {
 	old := r.snap.Load()
 	d := &Draft{
 		Settings: old.Settings,
@@ -158,19 +183,19 @@ func (r *Runtime) Update(fn func(*Draft) error) error {
 	for i, st := range old.Stages {
 		d.Chain[i] = cloneStage(st.StageConfig)
 	}
-	if err := fn(d); err != nil {
-		return err
+	if err := fn(d, st); err != nil {
+		return nil, err
 	}
-	s, err := r.compile(d)
-	if err != nil {
-		return err
-	}
+	return r.compile(d)
+}
+
+// install makes s the live snapshot and ends the sessions of users that
+// no longer exist. The caller holds r.mu.
+func (r *Runtime) install(s *Snapshot) {
 	r.snap.Store(s)
-	// Sessions of users that no longer exist end now.
 	for _, id := range r.sessions.orphans(s.Users) {
 		r.sessions.kill(id, ErrUserDeleted)
 	}
-	return nil
 }
 
 // compile builds every stage from its configuration and wraps the chain
@@ -205,7 +230,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	if s.Users.Len() == 0 && !allowsAnonymous(s) {
 		return nil, ErrNobodyCanConnect
 	}
-	var h middleware.Handler = &terminal{rt: r, settings: s.Settings}
+	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(s.Stages)}
 	for i := len(s.Stages) - 1; i >= 0; i-- {
 		h = s.Stages[i].Middleware.Wrap(h)
 	}
@@ -220,7 +245,12 @@ func (r *Runtime) Reload(cfg *Config) error {
 	return r.Update(func(d *Draft) error {
 		d.Settings = settingsOf(cfg)
 		d.Chain = cloneChain(cfg.Chain)
-		return d.users.setConfigured(cfg.Users)
+		if err := d.users.setConfigured(cfg.Users); err != nil {
+			return err
+		}
+		// What administrators changed stays changed (r.mu is held).
+		_, err := r.state.apply(d)
+		return err
 	})
 }
 
@@ -231,6 +261,8 @@ func settingsOf(cfg *Config) Settings {
 		Linger:           cfg.SOCKS.Linger,
 		IdleTimeout:      cfg.SOCKS.IdleTimeout,
 		DrainTimeout:     cfg.SOCKS.DrainTimeout,
+		Bind:             bindSettingsOf(cfg.SOCKS.Bind),
+		UDP:              udpSettingsOf(cfg.SOCKS.UDP),
 	}
 }
 
@@ -273,11 +305,12 @@ func (r *Runtime) Stats() []middleware.Stat {
 			out = append(out, src.Stats()...)
 		}
 	}
-	return append(out,
+	out = append(out,
 		middleware.Stat{Key: "sessions_open", Value: int64(r.sessions.Len())},
 		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
 		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
 	)
+	return r.commandStats(out)
 }
 
 // Records returns up to n connection records, newest first, from the first
@@ -336,10 +369,11 @@ func (r *Runtime) Set(key, value string) error {
 	if err := yamlv3.Unmarshal([]byte(value), &v); err != nil || v == nil {
 		return fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, value)
 	}
-	return r.Update(func(d *Draft) error {
+	return r.change(func(d *Draft, st *State) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name == name {
 				d.Chain[i].Config[sub] = v
+				st.Settings[key] = v
 				return nil
 			}
 		}
@@ -366,13 +400,26 @@ func (r *Runtime) Users() []middleware.User { return r.snap.Load().Users.List() 
 
 // AddUser adds a user that can authenticate at once.
 func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
-	return r.Update(func(d *Draft) error { return d.AddUser(name, password, role) })
+	return r.change(func(d *Draft, st *State) error {
+		if err := d.AddUser(name, password, role); err != nil {
+			return err
+		}
+		st.userAdded(name, d.users.m[name])
+		return nil
+	})
 }
 
 // DeleteUser removes a user: new sessions are refused at once and the
 // user's open sessions are closed.
 func (r *Runtime) DeleteUser(name string) error {
-	return r.Update(func(d *Draft) error { return d.DeleteUser(name) })
+	return r.change(func(d *Draft, st *State) error {
+		e := d.users.m[name]
+		if err := d.DeleteUser(name); err != nil {
+			return err
+		}
+		st.userDeleted(name, e)
+		return nil
+	})
 }
 
 // Uptime is the time since the runtime was created.

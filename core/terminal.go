@@ -20,6 +20,9 @@ const defaultIOSize = 32 << 10
 type terminal struct {
 	rt       *Runtime
 	settings Settings
+	// policies are the snapshot's destination policies, asked for what
+	// does not go through the Dialer (BIND, UDP datagrams).
+	policies []middleware.Policy
 }
 
 var _ middleware.Handler = (*terminal)(nil)
@@ -33,7 +36,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	}
 	h := getHSReader(client)
 	target, err := t.handshake(ctx, s, h)
-	if err != nil {
+	if err != nil || target == nil { // target nil: a UDP association, served to its end
 		h.release()
 		return err
 	}
@@ -106,7 +109,13 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 	}
 	s.Command, s.Target = req.cmd, req.target
 	t.rt.sessions.setRequest(s.ID, req.cmd, req.target)
-	if req.cmd != middleware.CmdConnect {
+	switch req.cmd {
+	case middleware.CmdConnect:
+	case middleware.CmdBind:
+		return t.bind(ctx, s, h)
+	case middleware.CmdUDPAssociate:
+		return nil, t.udpAssociate(ctx, s)
+	default:
 		t.reply(s, middleware.ReplyCommandUnsupported, netip.AddrPort{})
 		return nil, &middleware.ReplyError{Code: middleware.ReplyCommandUnsupported}
 	}

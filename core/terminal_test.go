@@ -137,8 +137,6 @@ func TestReplyCodes(t *testing.T) {
 	}{
 		{"refused", nil, appendRequest(nil, middleware.CmdConnect, middleware.Target{Addr: loop, Port: closedPort}), middleware.ReplyConnectionRefused},
 		{"unresolvable name", nil, appendRequest(nil, middleware.CmdConnect, middleware.Target{Name: unresolvable, Port: 80}), middleware.ReplyHostUnreachable},
-		{"bind unsupported", nil, appendRequest(nil, middleware.CmdBind, middleware.Target{Addr: loop, Port: 1}), middleware.ReplyCommandUnsupported},
-		{"udp unsupported", nil, appendRequest(nil, middleware.CmdUDPAssociate, middleware.Target{Addr: loop, Port: 1}), middleware.ReplyCommandUnsupported},
 		{"unknown command", nil, appendRequest(nil, 0x09, middleware.Target{Addr: loop, Port: 1}), middleware.ReplyCommandUnsupported},
 		{"bad address type", nil, []byte{5, 1, 0, 0x05, 1, 2, 3, 4, 0, 80}, middleware.ReplyAddressUnsupported},
 		{"network unreachable", []StageConfig{stage("test.dial", "fail", "netunreach")}, appendRequest(nil, middleware.CmdConnect, middleware.Target{Addr: loop, Port: 1}), middleware.ReplyNetworkUnreachable},

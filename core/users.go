@@ -199,6 +199,11 @@ func (u *Users) setConfigured(users []UserConfig) error {
 		if err != nil {
 			return fmt.Errorf("%w: users[%d]: %v", ErrConfig, i, err)
 		}
+		if c.FromFlag {
+			e := u.m[c.Name]
+			e.fromFlag = true
+			u.m[c.Name] = e
+		}
 		keep[c.Name] = true
 	}
 	for name, e := range u.m {

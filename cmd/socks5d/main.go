@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -149,6 +150,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	statePath := filepath.Join(cfg.DataDir, "state.json")
+	skipped, err := rt.UseStore(core.NewFileStore(statePath))
+	if err != nil {
+		return usageError{err}
+	}
+	for _, key := range skipped {
+		logger.Warn("saved setting not applied: its stage is not in the chain", "key", key, "state", statePath)
+	}
 	if *check {
 		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
 		return nil
@@ -263,6 +272,9 @@ wait:
 		logger.Warn("closed connections still open after the drain", "count", closed)
 	}
 	wg.Wait()
+	if err := rt.Close(); err != nil {
+		logger.Error("closing", "error", err)
+	}
 	logger.Info("stopped")
 	return runErr
 }

@@ -43,17 +43,19 @@ func TestPCTPTranscripts(t *testing.T) {
 		t.Fatalf("no transcripts: %v", err)
 	}
 	// The default chain plus an (unlimited) rate limit, whose settings the
-	// CONFIG transcript changes.
-	cfg, _ := filepath.Abs(writeConfig(t, `
+	// CONFIG transcript changes. Each transcript gets its own config file,
+	// so its own data directory and saved state.
+	const chain = `
 chain:
   - use: auth
   - use: accounting
   - use: connlog
   - use: iobuf
   - use: ratelimit
-`))
+`
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, _ := filepath.Abs(writeConfig(t, chain))
 			s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
 			pctptest.RunTranscript(t, s.pctpAddr(t), f, *update)
 		})

@@ -1,0 +1,58 @@
+package core
+
+import "fmt"
+
+// Persistence: what administrators change (users, settings, list
+// settings) is kept by a Store and laid over the configuration at start-up
+// and after every reload. A change is saved before it takes effect, so an
+// acknowledged change is on disk, and a change that cannot be saved is
+// refused and changes nothing.
+
+// UseStore loads the saved state from store and applies it on top of the
+// configuration; from then on every administrative change is saved there.
+// It returns the saved keys it could not apply (their stage is no longer
+// in the chain). A state that cannot be read or applied is an error and
+// leaves the runtime as it was.
+func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
+	st, err := store.Load()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, err := r.commit(func(d *Draft, _ *State) error {
+		skipped, err = st.apply(d)
+		return err
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the saved state cannot be applied: %v", ErrState, err)
+	}
+	r.store, r.state = store, st
+	r.install(s)
+	return skipped, nil
+}
+
+// change applies an administrative change: fn mutates a draft and a copy
+// of the state, the result is compiled, the state saved, and only then the
+// new snapshot installed.
+func (r *Runtime) change(fn func(*Draft, *State) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.state.clone()
+	s, err := r.commit(fn, st)
+	if err != nil {
+		return err
+	}
+	if r.store != nil {
+		if err := r.store.Save(st); err != nil {
+			return fmt.Errorf("the change was not saved, so it was not made: %w", err)
+		}
+	}
+	r.state = st
+	r.install(s)
+	return nil
+}
+
+// Close releases what the runtime's stages share (a log file's writer
+// flushes what it queued). Call it once, after Shutdown.
+func (r *Runtime) Close() error { return r.shared.Close() }

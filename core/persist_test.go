@@ -1,0 +1,148 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// persistConfig is a configuration with a file user (bob), a -u admin,
+// a tunable stage and an editable list.
+func persistConfig() *Config {
+	cfg := testConfig(stage("test.auth"), stage("test.iosize", "size", 5000), stage("test.list", "items", []any{"a"}))
+	cfg.Users[0].FromFlag = true // admin, as if given with -u
+	return cfg
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "state.json")
+	rt, err := NewRuntime(persistConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		rt.AddUser("carol", "secret", middleware.RoleBasic),
+		rt.AddUser("admin2", "pw2", middleware.RoleAdmin),
+		rt.DeleteUser("bob"),   // a file user: stays deleted
+		rt.DeleteUser("admin"), // a -u user: the flag brings it back
+		rt.Set("test.iosize.size", "9000"),
+		rt.InsertItem("test.list.items", 0, "b"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(path)
+	if strings.Contains(string(data), "secret") || !strings.Contains(string(data), "$2a$") {
+		t.Fatalf("the state file must hold bcrypt hashes only:\n%s", data)
+	}
+
+	// A restart: the same configuration, the same store.
+	rt2, err := NewRuntime(persistConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped, err := rt2.UseStore(NewFileStore(path))
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("UseStore: %v (skipped %v)", err, skipped)
+	}
+	if got := fmt.Sprint(rt2.Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
+		t.Errorf("users after restart = %s", got)
+	}
+	if _, ok := rt2.Login("carol", "secret"); !ok {
+		t.Error("carol cannot log in after a restart")
+	}
+	if _, ok := rt2.Login("admin", "password"); !ok {
+		t.Error("the -u admin lost its flag password")
+	}
+	if s := rt2.Settings(); len(s) != 1 || s[0].Value != "9000" {
+		t.Errorf("settings after restart = %+v", s)
+	}
+	if items, _ := rt2.Items("test.list.items"); strings.Join(items, ",") != "a,b" {
+		t.Errorf("list after restart = %v", items)
+	}
+	// A reload of the file keeps what administrators changed.
+	if err := rt2.Reload(persistConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(rt2.Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
+		t.Errorf("users after reload = %s", got)
+	}
+	if s := rt2.Settings(); s[0].Value != "9000" {
+		t.Errorf("settings after reload = %+v", s)
+	}
+	// A saved setting whose stage left the chain is reported, not fatal.
+	cfg := persistConfig()
+	cfg.Chain = cfg.Chain[:1]
+	rt3, err := NewRuntime(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped, err := rt3.UseStore(NewFileStore(path)); err != nil || len(skipped) != 2 {
+		t.Fatalf("UseStore without the stages: %v, skipped %v", err, skipped)
+	}
+}
+
+func TestCorruptStateStopsStartup(t *testing.T) {
+	for name, body := range map[string]string{
+		"not json":      "{\"version\": 1, \"users\": ",
+		"unknown field": `{"version": 1, "colour": "red"}`,
+		"bad version":   `{"version": 7}`,
+		"bad hash":      `{"version": 1, "users": {"x": {"role": "basic", "hash": "plaintext"}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.json")
+			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rt, err := NewRuntime(persistConfig(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = rt.UseStore(NewFileStore(path))
+			if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err = %v, want ErrState naming %s", err, path)
+			}
+			if after, _ := os.ReadFile(path); string(after) != body {
+				t.Fatal("the corrupt state file was changed")
+			}
+		})
+	}
+}
+
+// failingStore refuses every save.
+type failingStore struct{}
+
+func (failingStore) Load() (*State, error) { return newState(), nil }
+func (failingStore) Save(*State) error     { return errors.New("disk full") }
+
+func TestUnsavedChangeIsRefused(t *testing.T) {
+	rt, err := NewRuntime(persistConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.UseStore(failingStore{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddUser("carol", "secret", middleware.RoleBasic); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("AddUser = %v", err)
+	}
+	if _, ok := rt.Login("carol", "secret"); ok {
+		t.Fatal("a change that was not saved took effect")
+	}
+}

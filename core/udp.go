@@ -1,0 +1,652 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/socks5d/socks5d/middleware"
+)
+
+// UDP ASSOCIATE (RFC 1928 section 7).
+//
+// An association has two UDP sockets. The relay socket is the one the
+// client sends to: it is bound on the IP the control connection arrived on
+// (never the wildcard), on a port of socks.udp.ports, and accepts datagrams
+// only from the client's IP and, once known, its port. The outbound socket
+// sends to destinations from the address the kernel routes by (it is bound
+// on the wildcard, any port) and accepts answers only from hosts the client
+// has sent to. Each socket has one read loop (goroutine); the connection's
+// own goroutine watches the control connection, whose end ends the
+// association. An idle loop holds no buffer: it waits until its socket is
+// readable and only then takes a pooled 64 KiB buffer.
+
+const (
+	// udpReserve is the room kept before an answer's payload for its header
+	// (the longest with an address: IPv6).
+	udpReserve = 4 + 16 + 2
+	// udpBufSize holds the largest datagram behind the reserve.
+	udpBufSize = udpReserve + 65536
+	// maxUDPPeers bounds the hosts an association remembers sending to;
+	// past it, an arbitrary one is forgotten.
+	maxUDPPeers = 4096
+	// maxUDPNames bounds an association's name cache.
+	maxUDPNames = 256
+	// udpNameTTL and udpNameFailTTL are how long a resolved name, and a
+	// failed lookup, are kept.
+	udpNameTTL     = 30 * time.Second
+	udpNameFailTTL = 5 * time.Second
+	// defaultUDPIdle is socks.udp.idle_timeout's default.
+	defaultUDPIdle = 2 * time.Minute
+	// maxUDPReadErrors ends an association whose socket keeps failing.
+	maxUDPReadErrors = 100
+)
+
+// UDPSettings are UDP ASSOCIATE's settings (socks.udp).
+type UDPSettings struct {
+	// PortLow and PortHigh bound the relay port; both 0: any ephemeral port.
+	PortLow, PortHigh uint16
+	// Advertise replaces the relay's IP in the reply (NAT); invalid: none.
+	Advertise netip.Addr
+	// IdleTimeout ends an association without datagrams either way.
+	IdleTimeout time.Duration
+	// MaxAssociations and PerUser cap open associations, in total and per
+	// user (per client IP when anonymous); 0 is unlimited.
+	MaxAssociations int
+	PerUser         int
+}
+
+// validate checks socks.udp.
+func (c UDPConfig) validate() error {
+	if _, _, err := parsePortRange(c.Ports); err != nil {
+		return fmt.Errorf("%w: socks.udp.ports: %v", ErrConfig, err)
+	}
+	if c.Advertise != "" {
+		a, err := netip.ParseAddr(c.Advertise)
+		if err != nil || a.IsUnspecified() || a.IsMulticast() {
+			return fmt.Errorf("%w: socks.udp.advertise: want a unicast IP address, got %q", ErrConfig, c.Advertise)
+		}
+	}
+	if c.MaxAssociations < 0 {
+		return fmt.Errorf("%w: socks.udp.max_associations: must be 0 (unlimited) or more, got %d", ErrConfig, c.MaxAssociations)
+	}
+	if c.PerUser < 0 {
+		return fmt.Errorf("%w: socks.udp.per_user: must be 0 (unlimited) or more, got %d", ErrConfig, c.PerUser)
+	}
+	return nil
+}
+
+// udpSettingsOf converts a validated socks.udp; zero durations (a Config
+// built by hand) take the default.
+func udpSettingsOf(c UDPConfig) UDPSettings {
+	u := UDPSettings{IdleTimeout: c.IdleTimeout, MaxAssociations: c.MaxAssociations, PerUser: c.PerUser}
+	u.PortLow, u.PortHigh, _ = parsePortRange(c.Ports)
+	u.Advertise, _ = netip.ParseAddr(c.Advertise)
+	u.Advertise = u.Advertise.Unmap()
+	if u.IdleTimeout <= 0 {
+		u.IdleTimeout = defaultUDPIdle
+	}
+	return u
+}
+
+// parsePortRange parses "0" or "" (any port), "N" or "LOW-HIGH".
+func parsePortRange(s string) (uint16, uint16, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, 0, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	b := a
+	var err2 error
+	if isRange {
+		b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	}
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return 0, 0, fmt.Errorf("want 0 (any port), a port or a range low-high of ports 1-65535, got %q", s)
+	}
+	return uint16(a), uint16(b), nil
+}
+
+// The UDP request header codec: RSV RSV FRAG ATYP DST.ADDR DST.PORT DATA.
+
+// udpHeader is a parsed UDP request header. name aliases the datagram.
+type udpHeader struct {
+	frag byte
+	addr netip.Addr // for ATYP IPv4 and IPv6
+	name []byte     // for ATYP DOMAINNAME
+	port uint16
+}
+
+// target returns the header's destination as a Target (a name becomes a
+// string).
+func (h udpHeader) target() middleware.Target {
+	if h.name != nil {
+		return middleware.Target{Name: string(h.name), Port: h.port}
+	}
+	return middleware.Target{Addr: h.addr, Port: h.port}
+}
+
+// parseUDPHeader parses a datagram's header and returns it with its length;
+// the payload is b[n:]. RSV must be zero.
+func parseUDPHeader(b []byte) (udpHeader, int, error) {
+	if len(b) < 4 {
+		return udpHeader{}, 0, ErrUDPHeader
+	}
+	if b[0] != 0 || b[1] != 0 {
+		return udpHeader{}, 0, ErrUDPHeader
+	}
+	h := udpHeader{frag: b[2]}
+	var n int
+	switch b[3] {
+	case atypIPv4:
+		n = 4 + 4 + 2
+		if len(b) < n {
+			return udpHeader{}, 0, ErrUDPHeader
+		}
+		h.addr = netip.AddrFrom4([4]byte(b[4:8]))
+	case atypIPv6:
+		n = 4 + 16 + 2
+		if len(b) < n {
+			return udpHeader{}, 0, ErrUDPHeader
+		}
+		h.addr = netip.AddrFrom16([16]byte(b[4:20]))
+	case atypDomain:
+		if len(b) < 5 {
+			return udpHeader{}, 0, ErrUDPHeader
+		}
+		l := int(b[4])
+		if l == 0 {
+			return udpHeader{}, 0, ErrEmptyDomain
+		}
+		n = 4 + 1 + l + 2
+		if len(b) < n {
+			return udpHeader{}, 0, ErrUDPHeader
+		}
+		h.name = b[5 : 5+l]
+	default:
+		return udpHeader{}, 0, ErrAddressType
+	}
+	h.port = binary.BigEndian.Uint16(b[n-2 : n])
+	return h, n, nil
+}
+
+// appendUDPHeader encodes RSV RSV FRAG ATYP DST.ADDR DST.PORT for t.
+func appendUDPHeader(dst []byte, frag byte, t middleware.Target) []byte {
+	dst = append(dst, 0, 0, frag)
+	return appendAddr(dst, t)
+}
+
+// udpHeaderLen is the length of the header appendUDPHeader writes for an
+// address.
+func udpHeaderLen(a netip.Addr) int {
+	if a.Is4() {
+		return 4 + 4 + 2
+	}
+	return 4 + 16 + 2
+}
+
+// udpKey identifies whose associations a per-user limit counts: the user,
+// or the client IP of an anonymous session.
+type udpKey struct {
+	user string
+	ip   netip.Addr
+}
+
+// udpState is the runtime's UDP limits and counters; it outlives
+// snapshots.
+type udpState struct {
+	mu      sync.Mutex
+	perKey  map[udpKey]int
+	open    atomic.Int64 // changed under mu, read freely
+	relayed atomic.Int64
+	// Datagrams dropped: FRAG != 0, from a foreign address, refused by a
+	// policy, and for any other reason (malformed, unresolvable, unsendable).
+	droppedFrag, droppedForeign, droppedPolicy, droppedOther atomic.Int64
+}
+
+// acquire counts a new association for key unless a limit (0: none) is
+// reached.
+func (u *udpState) acquire(key udpKey, limit, perKey int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if limit > 0 && u.open.Load() >= int64(limit) {
+		return false
+	}
+	if perKey > 0 && u.perKey[key] >= perKey {
+		return false
+	}
+	if u.perKey == nil {
+		u.perKey = map[udpKey]int{}
+	}
+	u.perKey[key]++
+	u.open.Add(1)
+	return true
+}
+
+// release ends an association counted by acquire.
+func (u *udpState) release(key udpKey) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.perKey[key] <= 1 {
+		delete(u.perKey, key)
+	} else {
+		u.perKey[key]--
+	}
+	u.open.Add(-1)
+}
+
+// commandStats appends the engine's BIND and UDP statistics.
+func (r *Runtime) commandStats(out []middleware.Stat) []middleware.Stat {
+	u := &r.udp
+	return append(out,
+		middleware.Stat{Key: "udp_associations", Value: u.open.Load()},
+		middleware.Stat{Key: "udp_datagrams_dropped_frag", Value: u.droppedFrag.Load()},
+		middleware.Stat{Key: "udp_datagrams_dropped_foreign", Value: u.droppedForeign.Load()},
+		middleware.Stat{Key: "udp_datagrams_dropped_policy", Value: u.droppedPolicy.Load()},
+		middleware.Stat{Key: "udp_datagrams_dropped_other", Value: u.droppedOther.Load()},
+		middleware.Stat{Key: "udp_datagrams_relayed", Value: u.relayed.Load()},
+		middleware.Stat{Key: "bind_refused_peers", Value: r.bindRefused.Load()},
+	)
+}
+
+// policiesOf returns the stages that are destination policies.
+func policiesOf(stages []Stage) []middleware.Policy {
+	var ps []middleware.Policy
+	for _, st := range stages {
+		if p, ok := st.Middleware.(middleware.Policy); ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// allowed asks every destination policy; all must allow.
+func (t *terminal) allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) bool {
+	for _, p := range t.policies {
+		if ok, _ := p.Allowed(s, cmd, dest, resolved); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// udpAssociate serves a UDP ASSOCIATE request to its end: it opens the
+// relay, replies, relays datagrams until the control connection ends or
+// the association is idle, and closes everything it opened.
+func (t *terminal) udpAssociate(ctx context.Context, s *middleware.Session) error {
+	set := t.settings.UDP
+	fail := func(code middleware.Reply, err error) error {
+		t.reply(s, code, netip.AddrPort{})
+		return &middleware.ReplyError{Code: code, Err: err}
+	}
+	key := udpKey{user: s.User}
+	if s.User == "" {
+		key.ip = s.Client.Addr().Unmap()
+	}
+	if !t.rt.udp.acquire(key, set.MaxAssociations, set.PerUser) {
+		return fail(middleware.ReplyNotAllowed, ErrUDPLimit)
+	}
+	defer t.rt.udp.release(key)
+
+	local := addrPortOf(s.Conn.LocalAddr()).Addr().Unmap()
+	if !local.IsValid() || local.IsUnspecified() {
+		return fail(middleware.ReplyGeneralFailure, ErrNoRelayAddress)
+	}
+	relay, err := listenUDPRange(local, set.PortLow, set.PortHigh)
+	if err != nil {
+		return fail(middleware.ReplyGeneralFailure, err)
+	}
+	out, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		relay.Close()
+		return fail(middleware.ReplyGeneralFailure, err)
+	}
+	bound := addrPortOf(relay.LocalAddr())
+	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	if set.Advertise.IsValid() {
+		bound = netip.AddrPortFrom(set.Advertise, bound.Port())
+	}
+	s.Bound = bound
+
+	actx, cancel := context.WithCancel(ctx)
+	a := &association{
+		t: t, s: s, ctx: actx, cancel: cancel,
+		relay: relay, out: out,
+		clientIP: s.Client.Addr().Unmap().WithZone(""),
+		outV4:    addrPortOf(out.LocalAddr()).Addr().Is4(),
+		idle:     set.IdleTimeout,
+		peers:    map[netip.Addr]struct{}{},
+	}
+	// The request's DST.ADDR and DST.PORT name the client's source when it
+	// knows it. Its port is trusted only when the address is unset or the
+	// control connection's own: a client behind NAT names its private
+	// address, and its port is rewritten too, so it is learnt from the
+	// first datagram instead.
+	if p := s.Target.Port; p != 0 {
+		if ta := s.Target.Addr.Unmap(); s.Target.Name != "" || ta.IsUnspecified() || ta.WithZone("") == a.clientIP {
+			a.client = netip.AddrPortFrom(a.clientIP, p)
+		}
+	}
+	a.upClient = a.client
+	s.Active.Store(time.Now().UnixNano())
+
+	if err := s.Conn.SetDeadline(time.Time{}); err != nil {
+		a.close(err)
+		return err
+	}
+	if err := t.reply(s, middleware.ReplySucceeded, bound); err != nil {
+		a.close(err)
+		return err
+	}
+	if s.Logger.IsDebug() {
+		s.Logger.Debug("UDP association open", "relay", addrPortOf(relay.LocalAddr()).String(), "reply", bound.String(), "outbound", addrPortOf(out.LocalAddr()).String())
+	}
+	a.wg.Add(2)
+	go a.upLoop()
+	go a.downLoop()
+
+	werr := watchControl(s.Conn)
+	if ctx.Err() != nil {
+		werr = context.Cause(ctx)
+	}
+	a.close(werr)
+	a.wg.Wait()
+	return a.cause
+}
+
+// watchControl reads the control connection until it ends, discarding
+// anything the client sends. A clean EOF is nil.
+func watchControl(c net.Conn) error {
+	var buf [64]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// listenUDPRange binds a UDP socket on ip, on a free port of lo-hi (any
+// port when both are 0), starting at a random one.
+func listenUDPRange(ip netip.Addr, lo, hi uint16) (*net.UDPConn, error) {
+	if lo == 0 {
+		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	}
+	n := int(hi) - int(lo) + 1
+	start := rand.IntN(n)
+	var err error
+	for i := range n {
+		port := lo + uint16((start+i)%n)
+		var c *net.UDPConn
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("no free UDP port in %d-%d: %w", lo, hi, err)
+}
+
+// association is one UDP ASSOCIATE.
+type association struct {
+	t      *terminal
+	s      *middleware.Session
+	ctx    context.Context // ends with the association
+	cancel context.CancelFunc
+	relay  *net.UDPConn // client-facing
+	out    *net.UDPConn // destination-facing
+	// clientIP is the control connection's client IP, unmapped.
+	clientIP netip.Addr
+	// outV4 is set when the outbound socket is IPv4 only.
+	outV4 bool
+	idle  time.Duration
+	wg    sync.WaitGroup
+
+	mu sync.Mutex
+	// client is the client's datagram source; its port is 0 until known.
+	client netip.AddrPort
+	// peers are the hosts the client has sent to, the only ones whose
+	// answers are relayed.
+	peers map[netip.Addr]struct{}
+
+	// The up loop's own state.
+	upClient netip.AddrPort // its copy of client
+	lastPeer netip.Addr     // the last host added to peers
+	names    map[string]*udpName
+
+	once  sync.Once
+	cause error
+}
+
+// udpName is a cached lookup.
+type udpName struct {
+	name    string
+	addrs   []netip.Addr // nil: the lookup failed
+	expires time.Time
+}
+
+// close ends the association once: cause is what ended it (nil for the
+// control connection's EOF). Both sockets and the control connection are
+// closed, which ends every loop.
+func (a *association) close(cause error) {
+	a.once.Do(func() {
+		a.cause = cause
+		a.cancel()
+		a.relay.Close()
+		a.out.Close()
+		a.s.Conn.Close()
+	})
+}
+
+// loop reads conn until the association ends, passing each datagram to
+// handle in a pooled buffer of udpBufSize, read at offset off.
+func (a *association) loop(conn *net.UDPConn, off int, handle func(buf []byte, n int, from netip.AddrPort)) {
+	defer a.wg.Done()
+	defer func() {
+		// A panic here (a policy stage's, say) would otherwise end the
+		// process: count it and end the association, as serveConn does.
+		if p := recover(); p != nil {
+			a.t.rt.panics.Add(1)
+			a.s.Logger.Error("panic in a UDP relay loop", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			a.close(fmt.Errorf("core: panic in the UDP relay: %v", p))
+		}
+	}()
+	var w udpWaiter
+	w.init(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(a.idle))
+	failures := 0
+	for {
+		err := w.wait()
+		if err == nil {
+			bp := getBuffer(udpBufSize)
+			var n int
+			var from netip.AddrPort
+			n, from, err = conn.ReadFromUDPAddrPort((*bp)[off:])
+			if err == nil {
+				handle(*bp, n, from)
+				failures = 0
+			}
+			putBuffer(udpBufSize, bp)
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			last := time.Unix(0, a.s.Active.Load())
+			if time.Since(last) >= a.idle {
+				a.close(ErrUDPIdle)
+				return
+			}
+			_ = conn.SetReadDeadline(last.Add(a.idle))
+		case errors.Is(err, net.ErrClosed):
+			a.close(nil)
+			return
+		default:
+			// A transient error (an ICMP report): go on, unless it persists.
+			if failures++; failures > maxUDPReadErrors {
+				a.close(err)
+				return
+			}
+		}
+	}
+}
+
+func (a *association) upLoop()   { a.loop(a.relay, 0, a.fromClient) }
+func (a *association) downLoop() { a.loop(a.out, udpReserve, a.toClient) }
+
+// fromClient relays one datagram from the relay socket to its destination.
+func (a *association) fromClient(buf []byte, n int, from netip.AddrPort) {
+	u := &a.t.rt.udp
+	b := buf[:n]
+	src := from.Addr().Unmap().WithZone("")
+	if src != a.clientIP || (a.upClient.Port() != 0 && from.Port() != a.upClient.Port()) {
+		u.droppedForeign.Add(1)
+		return
+	}
+	h, hl, err := parseUDPHeader(b)
+	if err != nil {
+		u.droppedOther.Add(1)
+		return
+	}
+	if h.frag != 0 {
+		u.droppedFrag.Add(1)
+		return
+	}
+	if a.upClient.Port() == 0 {
+		// The first datagram from the client's IP names its port.
+		a.upClient = netip.AddrPortFrom(src, from.Port())
+		a.mu.Lock()
+		a.client = a.upClient
+		a.mu.Unlock()
+	}
+	var dst netip.Addr
+	var dest middleware.Target
+	var resolved []netip.Addr
+	if h.name != nil {
+		e := a.resolve(h.name)
+		if e.addrs == nil {
+			u.droppedOther.Add(1)
+			return
+		}
+		dst = a.pick(e.addrs)
+		if !dst.IsValid() {
+			u.droppedOther.Add(1)
+			return
+		}
+		dest, resolved = middleware.Target{Name: e.name, Port: h.port}, e.addrs
+	} else {
+		dst = h.addr.Unmap()
+		dest = middleware.Target{Addr: h.addr, Port: h.port}
+	}
+	if len(a.t.policies) > 0 && !a.t.allowed(a.s, middleware.CmdUDPAssociate, dest, resolved) {
+		u.droppedPolicy.Add(1)
+		return
+	}
+	if dst != a.lastPeer {
+		a.mu.Lock()
+		if _, ok := a.peers[dst]; !ok {
+			if len(a.peers) >= maxUDPPeers {
+				for p := range a.peers {
+					delete(a.peers, p)
+					break
+				}
+			}
+			a.peers[dst] = struct{}{}
+		}
+		a.mu.Unlock()
+		a.lastPeer = dst
+	}
+	payload := b[hl:]
+	if _, err := a.out.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, h.port)); err != nil {
+		u.droppedOther.Add(1)
+		return
+	}
+	a.s.Up.Add(int64(len(payload)))
+	a.s.Active.Store(time.Now().UnixNano())
+	u.relayed.Add(1)
+}
+
+// toClient relays one answer, read at buf[udpReserve:udpReserve+n], to
+// the client with a header naming its source.
+func (a *association) toClient(buf []byte, n int, from netip.AddrPort) {
+	u := &a.t.rt.udp
+	src := from.Addr().Unmap().WithZone("")
+	a.mu.Lock()
+	_, known := a.peers[src]
+	client := a.client
+	a.mu.Unlock()
+	if !known || client.Port() == 0 {
+		u.droppedForeign.Add(1)
+		return
+	}
+	off := udpReserve - udpHeaderLen(src)
+	appendUDPHeader(buf[off:off], 0, middleware.Target{Addr: src, Port: from.Port()})
+	if _, err := a.relay.WriteToUDPAddrPort(buf[off:udpReserve+n], client); err != nil {
+		u.droppedOther.Add(1)
+		return
+	}
+	a.s.Down.Add(int64(n))
+	a.s.Active.Store(time.Now().UnixNano())
+	u.relayed.Add(1)
+}
+
+// resolve looks a name up through the association's cache.
+func (a *association) resolve(name []byte) *udpName {
+	now := time.Now()
+	if e := a.names[string(name)]; e != nil && now.Before(e.expires) {
+		return e
+	}
+	e := &udpName{name: string(name)}
+	ctx, cancel := context.WithTimeout(a.ctx, a.t.settings.ConnectTimeout)
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", e.name)
+	cancel()
+	if err == nil && len(addrs) > 0 {
+		for i := range addrs {
+			addrs[i] = addrs[i].Unmap()
+		}
+		e.addrs, e.expires = addrs, now.Add(udpNameTTL)
+	} else {
+		e.expires = now.Add(udpNameFailTTL)
+	}
+	if a.names == nil {
+		a.names = map[string]*udpName{}
+	}
+	if len(a.names) >= maxUDPNames {
+		for k := range a.names {
+			delete(a.names, k)
+			break
+		}
+	}
+	a.names[e.name] = e
+	return e
+}
+
+// pick chooses the address to send to: the first the outbound socket can
+// reach.
+func (a *association) pick(addrs []netip.Addr) netip.Addr {
+	for _, ad := range addrs {
+		if !a.outV4 || ad.Is4() {
+			return ad.WithZone("")
+		}
+	}
+	return netip.Addr{}
+}

@@ -2,6 +2,7 @@ package pctp
 
 import (
 	"context"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -100,7 +101,10 @@ func cmdPass(ctx context.Context, s *session, password string) reply {
 	role, good := srv.Admin.Login(s.user, password)
 	if !good {
 		srv.fails.fail(s.client)
-		s.log.Info("login failed", "name", s.user)
+		srv.failed.Add(1)
+		// One stable line per failure, the same as the SOCKS side's, for
+		// fail2ban; never the password.
+		srv.log.Warn("authentication failed", "listener", "pctp", "client_ip", s.client.String(), "user", hclog.Quote(s.user))
 		return fail("Invalid credentials")
 	}
 	if role != middleware.RoleAdmin {

@@ -90,6 +90,7 @@ func cmdStats(_ context.Context, s *session, arg string) reply {
 		}
 		lines = append(lines, st.Key+": "+strconv.FormatInt(st.Value, 10))
 	}
+	lines = append(lines, "pctp_failed_logins: "+strconv.FormatInt(s.srv.failed.Load(), 10))
 	return multi("Sending stats...", lines)
 }
 

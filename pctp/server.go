@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,8 @@ type Server struct {
 	once     sync.Once
 	log      hclog.Logger
 	fails    *failureTracker
+	// failed counts failed logins since the server started (STATS).
+	failed atomic.Int64
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 }

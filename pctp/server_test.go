@@ -368,7 +368,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Fatalf("a password leaked:\n%s", out)
 		}
 	}
-	for _, want := range []string{"login failed", "logged in", "user added", "setting changed", "cmd=PASS"} {
+	for _, want := range []string{"authentication failed: listener=pctp client_ip=127.0.0.1 user=", "logged in", "user added", "setting changed", "cmd=PASS"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}

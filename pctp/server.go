@@ -48,11 +48,11 @@ type Server struct {
 	// sessions). Nil means DefaultLoginDelay.
 	LoginDelay func(failures int) time.Duration
 
-	once     sync.Once
-	log      hclog.Logger
-	fails    *failureTracker
+	once  sync.Once
+	log   hclog.Logger
+	fails *failureTracker
 	// failed counts failed logins since the server started (STATS).
-	failed atomic.Int64
+	failed   atomic.Int64
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 }

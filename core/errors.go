@@ -64,6 +64,8 @@ var (
 
 	// errShutdown ends the connections still open when a drain runs out.
 	errShutdown = errors.New("core: server shutting down")
+	// errNoRawRead: the platform has no raw read for the relay (internal).
+	errNoRawRead = errors.New("core: no raw read on this platform")
 	// errShort: the buffer holds only part of a message (internal).
 	errShort = errors.New("core: short message")
 )

@@ -8,3 +8,9 @@ func (r *readiness) checkFD(uintptr) bool {
 	r.avail = spliceChunk
 	return true
 }
+
+// readFD has no portable raw read here: the relay splices instead.
+func (r *readiness) readFD(uintptr) bool {
+	r.err = errNoRawRead
+	return true
+}

@@ -13,6 +13,11 @@ import (
 	"github.com/socks5d/socks5d/middleware"
 )
 
+// chattyBuf is the buffer size of the relay's read mode: small messages
+// (requests, keystrokes, acknowledgements) are copied through it; a read
+// that fills it means bulk data, which is spliced instead.
+const chattyBuf = 4096
+
 // spliceChunk bounds one kernel splice, so the byte counters advance at
 // least once per chunk during long transfers.
 const spliceChunk = 1 << 20
@@ -130,9 +135,41 @@ func (d *direction) copy() error {
 	return d.buffered()
 }
 
+// splice moves bytes between two TCP conns in one of two ways. While the
+// traffic is chatty, it reads what is queued straight into a pooled buffer
+// and writes it out: two system calls a message. Once a read fills the
+// buffer, bulk data is flowing, and it lets the kernel splice exactly the
+// bytes queued, until the queue runs short again. Either way an idle
+// direction holds no buffer and no pipe.
 func (d *direction) splice(dst, src *net.TCPConn) error {
 	lr := &io.LimitedReader{R: src}
+	bulk := false
 	for {
+		if !bulk {
+			bp, n, err := d.ready.read(chattyBuf)
+			if err != nil {
+				if errors.Is(err, errNoRawRead) {
+					bulk = true
+					continue
+				}
+				if d.rearm(err) {
+					continue
+				}
+				return err
+			}
+			if n == 0 {
+				return nil // EOF
+			}
+			nw, werr := dst.Write((*bp)[:n])
+			putBuffer(chattyBuf, bp)
+			d.count.Add(int64(nw))
+			if werr != nil {
+				return werr
+			}
+			d.progress()
+			bulk = n == chattyBuf
+			continue
+		}
 		avail, err := d.ready.wait()
 		if err != nil {
 			if d.rearm(err) {
@@ -153,6 +190,7 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 			return nil // EOF
 		}
 		d.progress()
+		bulk = avail >= chattyBuf
 	}
 }
 
@@ -217,13 +255,17 @@ func (d *direction) rearm(err error) bool {
 type readiness struct {
 	rc    syscall.RawConn
 	check func(fd uintptr) bool // r.checkFD, bound once: no allocation per wait
+	reads func(fd uintptr) bool // r.readFD, likewise
+	// For read: the buffer size asked, the buffer and bytes read.
+	size  int
+	buf   *[]byte
 	avail int
 	peek  [1]byte
 	err   error
 }
 
 func (r *readiness) init(c net.Conn) {
-	r.check = r.checkFD
+	r.check, r.reads = r.checkFD, r.readFD
 	for {
 		if sc, ok := c.(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil {
@@ -251,6 +293,23 @@ func (r *readiness) wait() (int, error) {
 		return 0, err
 	}
 	return r.avail, r.err
+}
+
+// read waits until the socket has data and reads it into a pooled buffer
+// of size bytes, taken only once there is data: it returns the buffer (the
+// caller puts it back) and the bytes read, 0 at EOF.
+func (r *readiness) read(size int) (*[]byte, int, error) {
+	if r.rc == nil {
+		return nil, 0, errNoRawRead
+	}
+	r.size, r.buf, r.avail, r.err = size, nil, 0, nil
+	if err := r.rc.Read(r.reads); err != nil {
+		return nil, 0, err
+	}
+	if r.err != nil {
+		return nil, 0, r.err
+	}
+	return r.buf, r.avail, nil
 }
 
 // bufferPools holds one sync.Pool of relay buffers per IO size.

@@ -103,3 +103,18 @@ func (f *FileStore) Save(st *State) error {
 	}
 	return nil
 }
+
+// RemoveStale deletes temporary files that a save interrupted by a crash
+// left beside the state file (each would hold a copy of the state). Only
+// the server that owns the data directory may call it, at start.
+func (f *FileStore) RemoveStale() error {
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".*.tmp"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range stale {
+		errs = append(errs, os.Remove(p))
+	}
+	return errors.Join(errs...)
+}

@@ -151,16 +151,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	statePath := filepath.Join(cfg.DataDir, "state.json")
-	skipped, err := rt.UseStore(core.NewFileStore(statePath))
+	store := core.NewFileStore(statePath)
+	skipped, err := rt.UseStore(store)
 	if err != nil {
 		return usageError{err}
 	}
 	for _, key := range skipped {
 		logger.Warn("saved setting not applied: its stage is not in the chain", "key", key, "state", statePath)
 	}
-	if *check {
+	if *check { // a check writes nothing
 		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
 		return nil
+	}
+
+	if err := store.RemoveStale(); err != nil {
+		logger.Warn("could not remove a temporary file left by an interrupted save", "error", err)
 	}
 
 	// Signals are caught from before the listeners exist, so a signal sent

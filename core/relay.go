@@ -253,9 +253,12 @@ func (d *direction) rearm(err error) bool {
 // It works on the conn's socket, looking through wrappers that declare
 // middleware.ReadThrough; for a conn with no socket it does not wait.
 type readiness struct {
-	rc    syscall.RawConn
-	check func(fd uintptr) bool // r.checkFD, bound once: no allocation per wait
-	reads func(fd uintptr) bool // r.readFD, likewise
+	rc syscall.RawConn
+	// fn is the RawConn.Read callback, made once per direction (no
+	// allocation per wait); reading says whether it reads (read) or only
+	// checks (wait).
+	fn      func(fd uintptr) bool
+	reading bool
 	// For read: the buffer size asked, the buffer and bytes read.
 	size  int
 	buf   *[]byte
@@ -265,7 +268,12 @@ type readiness struct {
 }
 
 func (r *readiness) init(c net.Conn) {
-	r.check, r.reads = r.checkFD, r.readFD
+	r.fn = func(fd uintptr) bool {
+		if r.reading {
+			return r.readFD(fd)
+		}
+		return r.checkFD(fd)
+	}
 	for {
 		if sc, ok := c.(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil {
@@ -289,7 +297,8 @@ func (r *readiness) wait() (int, error) {
 		return spliceChunk, nil
 	}
 	r.avail, r.err = 0, nil
-	if err := r.rc.Read(r.check); err != nil {
+	r.reading = false
+	if err := r.rc.Read(r.fn); err != nil {
 		return 0, err
 	}
 	return r.avail, r.err
@@ -303,7 +312,8 @@ func (r *readiness) read(size int) (*[]byte, int, error) {
 		return nil, 0, errNoRawRead
 	}
 	r.size, r.buf, r.avail, r.err = size, nil, 0, nil
-	if err := r.rc.Read(r.reads); err != nil {
+	r.reading = true
+	if err := r.rc.Read(r.fn); err != nil {
 		return nil, 0, err
 	}
 	if r.err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,7 +128,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		connLog: logger.Named("socks"),
 		shared:  middleware.NewShared(),
 		started: time.Now(),
-		dialer:  &net.Dialer{},
+		dialer:  &baseDialer{},
 		dataDir: cfg.DataDir,
 	}
 	r.sessions.init()

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -27,7 +26,7 @@ type userEntry struct {
 	// hash is the bcrypt hash, nil for a user whose password came in
 	// plaintext from the configuration file and is kept there.
 	hash []byte
-	// mac is HMAC-SHA256(key, password) when the password was known at
+	// mac is the keyed digest (Users.mac) of the password when it was known at
 	// creation; hasMAC says whether it is set.
 	mac    [sha256.Size]byte
 	hasMAC bool
@@ -43,7 +42,7 @@ type userEntry struct {
 //
 // Checking a bcrypt hash costs tens of milliseconds, too much for every
 // SOCKS handshake, so after a hash has verified a password once, a keyed
-// digest of that password (HMAC with a random per-process key, never
+// digest of that password (a random per-process key, never
 // stored) is remembered in a cache shared by every version of the table;
 // later checks compare digests in constant time.
 type Users struct {
@@ -72,10 +71,15 @@ func newUsers() *Users {
 
 var _ middleware.Credentials = (*Users)(nil)
 
+// mac is the keyed digest of a password: SHA-256 over the secret key and
+// the password, in a stack buffer (no allocation on the handshake path).
+// The key is random per process and never leaves it, and digests are only
+// compared with each other, so length extension does not matter here.
 func (u *Users) mac(password string) [sha256.Size]byte {
-	h := hmac.New(sha256.New, u.secret.key[:])
-	h.Write([]byte(password))
-	return [sha256.Size]byte(h.Sum(nil))
+	var buf [32 + 255]byte
+	n := copy(buf[:], u.secret.key[:])
+	n += copy(buf[n:], password) // validCredential caps passwords at 255
+	return sha256.Sum256(buf[:n])
 }
 
 // Verify checks a password in constant time and returns the user's role.

@@ -87,6 +87,9 @@ func (t *terminal) bind(ctx context.Context, s *middleware.Session, h *hsReader)
 		return fail(middleware.ReplyNotAllowed, ErrPolicyRefused)
 	}
 
+	if len(expected) == 0 {
+		return fail(middleware.ReplyHostUnreachable, ErrBindNoPeer)
+	}
 	ip := t.settings.Bind.Address
 	if !ip.IsValid() {
 		ip = outwardIP(expected[0], s.Conn)
@@ -141,8 +144,20 @@ func (t *terminal) awaitPeer(ctx context.Context, s *middleware.Session, h *hsRe
 	if err := ln.SetDeadline(time.Now().Add(t.settings.Bind.Timeout)); err != nil {
 		return nil, err
 	}
+	// The session's end (a kill, a shutdown) cancels the wait too.
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
 	watched := make(chan error, 1)
-	go func() { watched <- watchBind(client, h, ln) }()
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.rt.panics.Add(1)
+				ln.Close()
+				watched <- fmt.Errorf("core: panic while watching the BIND control connection: %v", p)
+			}
+		}()
+		watched <- watchBind(client, h, ln)
+	}()
 	var peer *net.TCPConn
 	var err error
 	for {
@@ -185,7 +200,7 @@ func (t *terminal) awaitPeer(ctx context.Context, s *middleware.Session, h *hsRe
 // watchBind reads the control connection into h while BIND waits: an end
 // of it (EOF, error) closes ln, which cancels the wait. It returns nil
 // when stopped by a read deadline, or when h is full (then it stops
-// watching; the connection's context still cancels the wait).
+// watching; the session's context still cancels the wait).
 func watchBind(c net.Conn, h *hsReader, ln *net.TCPListener) error {
 	for {
 		if h.w == len(h.buf) {

@@ -437,3 +437,17 @@ func ParseLevel(s string) (hclog.Level, error) {
 	}
 	return l, nil
 }
+
+// stageKey splits a setting's key, "<stage name>.<key>", into the index of
+// the stage in chain and the stage's own key. Stage names may contain
+// dots: the key belongs to the longest stage name that prefixes it. The
+// index is -1 when no stage matches.
+func stageKey(chain []StageConfig, key string) (int, string) {
+	at, sub := -1, ""
+	for i, st := range chain {
+		if rest, ok := strings.CutPrefix(key, st.Name+"."); ok && (at < 0 || len(st.Name) > len(chain[at].Name)) {
+			at, sub = i, rest
+		}
+	}
+	return at, sub
+}

@@ -39,6 +39,9 @@ var (
 	// ErrNoRelayAddress: the control connection's local address is not an IP.
 	ErrNoRelayAddress = errors.New("core: no local IP to bind the UDP relay on")
 
+	// ErrOwnListener: a client asked to reach one of the server's own
+	// listeners (the admin port, say) through the proxy.
+	ErrOwnListener = errors.New("core: destination is one of this server's own listeners")
 	// ErrKilled: an administrator closed the session.
 	ErrKilled = errors.New("core: session killed by an administrator")
 	// ErrNoSuchSession: KILL names no open session.
@@ -66,6 +69,8 @@ var (
 	errShutdown = errors.New("core: server shutting down")
 	// errNoRawRead: the platform has no raw read for the relay (internal).
 	errNoRawRead = errors.New("core: no raw read on this platform")
+	// errRelayPanic: a relay direction panicked (counted, internal).
+	errRelayPanic = errors.New("core: panic in the relay")
 	// errShort: the buffer holds only part of a message (internal).
 	errShort = errors.New("core: short message")
 )

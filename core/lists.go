@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -13,14 +12,11 @@ import (
 
 // editable finds the live stage and list that key names.
 func (r *Runtime) editable(key string) (middleware.Editable, string, string, error) {
-	for _, st := range r.snap.Load().Stages {
-		list, ok := strings.CutPrefix(key, st.Name+".")
-		if !ok {
-			continue
-		}
-		if e, ok := st.Middleware.(middleware.Editable); ok {
+	stages := r.snap.Load().Stages
+	if i, list := stageKey(stageConfigs(stages), key); i >= 0 {
+		if e, ok := stages[i].Middleware.(middleware.Editable); ok {
 			if _, ok := e.Items(list); ok {
-				return e, st.Name, list, nil
+				return e, stages[i].Name, list, nil
 			}
 		}
 	}

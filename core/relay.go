@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -74,7 +75,16 @@ func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTi
 		_ = target.SetReadDeadline(now.Add(t.idle))
 	}
 	downErr := make(chan error, 1)
-	go func() { downErr <- down.run() }()
+	go func() {
+		// A conn wrapper's panic here must not take the server down; the
+		// handler goroutine recovers its own.
+		defer func() {
+			if p := recover(); p != nil {
+				downErr <- fmt.Errorf("%w: %v", errRelayPanic, p)
+			}
+		}()
+		downErr <- down.run()
+	}()
 	upErr := up.run()
 	if upErr != nil {
 		// Abort the other direction at once.

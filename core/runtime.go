@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +85,6 @@ type Runtime struct {
 	logger  hclog.Logger
 	connLog hclog.Logger // named "socks"
 	shared  *middleware.Shared
-	started time.Time
 
 	mu   sync.Mutex // serialises Update; readers never take it
 	snap atomic.Pointer[Snapshot]
@@ -107,6 +107,9 @@ type Runtime struct {
 
 	// dialer is the base dialer every session starts with.
 	dialer middleware.Dialer
+	// protected holds the server's own listeners, which clients may not
+	// dial (see Protect).
+	protected atomic.Pointer[protectSet]
 	// dataDir is the configuration's data directory, for stages.
 	dataDir string
 	// panics counts connections whose handler panicked and was recovered.
@@ -127,11 +130,10 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		logger:  logger,
 		connLog: logger.Named("socks"),
 		shared:  middleware.NewShared(),
-		started: time.Now(),
-		dialer:  &baseDialer{},
 		dataDir: cfg.DataDir,
 	}
 	r.sessions.init()
+	r.dialer = &net.Dialer{Control: r.control}
 	r.state = newState()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	users := newUsers()
@@ -274,6 +276,15 @@ func allowsAnonymous(s *Snapshot) bool {
 	return false
 }
 
+// stageConfigs returns the configurations of compiled stages.
+func stageConfigs(stages []Stage) []StageConfig {
+	out := make([]StageConfig, len(stages))
+	for i, st := range stages {
+		out[i] = st.StageConfig
+	}
+	return out
+}
+
 func cloneChain(c []StageConfig) []StageConfig {
 	out := make([]StageConfig, len(c))
 	for i, st := range c {
@@ -353,13 +364,11 @@ func (r *Runtime) Settings() []middleware.Setting {
 // 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
 // own validation applies; an invalid value changes nothing.
 func (r *Runtime) Set(key, value string) error {
-	// Stage names may contain dots: the key belongs to the longest
-	// stage name that prefixes it.
-	var name, sub string
-	for _, st := range r.snap.Load().Stages {
-		if rest, ok := strings.CutPrefix(key, st.Name+"."); ok && len(st.Name) > len(name) {
-			name, sub = st.Name, rest
-		}
+	stages := r.snap.Load().Stages
+	i, sub := stageKey(stageConfigs(stages), key)
+	var name string
+	if i >= 0 {
+		name = stages[i].Name
 	}
 	if name == "" || !r.tunable(name, sub) {
 		return fmt.Errorf("%w %q (see CONFIG for the settings there are)", ErrUnknownSetting, key)
@@ -420,6 +429,3 @@ func (r *Runtime) DeleteUser(name string) error {
 		return nil
 	})
 }
-
-// Uptime is the time since the runtime was created.
-func (r *Runtime) Uptime() time.Duration { return time.Since(r.started) }

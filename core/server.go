@@ -109,6 +109,10 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	}()
 	snap := r.snap.Load()
 	err := snap.Handler.ServeConn(ctx, s)
+	if errors.Is(err, errRelayPanic) {
+		r.panics.Add(1)
+		s.Logger.Error("panic in the relay", "error", err)
+	}
 	if s.Logger.IsDebug() {
 		s.Logger.Debug("connection closed", "user", s.User, "cmd", s.Command, "target", s.Target.String(),
 			"reply", int(s.Reply), "up", s.Up.Load(), "down", s.Down.Load(), "duration", s.Duration(), "error", err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -115,13 +114,11 @@ func (st *State) apply(d *Draft) (skipped []string, err error) {
 		}
 	}
 	set := func(key string, v any) bool {
-		for i := range d.Chain {
-			if sub, ok := strings.CutPrefix(key, d.Chain[i].Name+"."); ok {
-				d.Chain[i].Config[sub] = v
-				return true
-			}
+		i, sub := stageKey(d.Chain, key)
+		if i >= 0 {
+			d.Chain[i].Config[sub] = v
 		}
-		return false
+		return i >= 0
 	}
 	for _, key := range slices.Sorted(maps.Keys(st.Settings)) {
 		if !set(key, st.Settings[key]) {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -148,7 +150,7 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	if err != nil {
 		s.AuthState = middleware.AuthFailed
 		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
-		s.Logger.Info("authentication failed", "user", user)
+		s.Logger.Debug("authentication failed", "user", hclog.Quote(user))
 		return ErrAuthFailed
 	}
 	s.User, s.Role, s.AuthState = user, role, middleware.AuthOK
@@ -156,6 +158,7 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	// delete either sees this session in its sweep or is seen here.
 	t.rt.sessions.setUser(s.ID, user)
 	if !t.rt.snap.Load().Users.Has(user) {
+		s.AuthState = middleware.AuthFailed
 		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		return ErrUserDeleted
 	}

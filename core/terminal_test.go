@@ -427,3 +427,36 @@ func TestPanicIsRecovered(t *testing.T) {
 	_, _ = c2.Write(appendGreeting(nil, 0))
 	expectClosed(t, c2)
 }
+
+// A client cannot reach the server's own listeners (the admin port, say)
+// through the proxy, whatever address or name it uses.
+func TestOwnListenersRefused(t *testing.T) {
+	rt, addr := startProxy(t, testConfig(defaultTestChain()...))
+	admin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	rt.Protect(admin.Addr())
+	port := uint16(admin.Addr().(*net.TCPAddr).Port)
+	for _, target := range []middleware.Target{
+		{Addr: netip.MustParseAddr("127.0.0.1"), Port: port},
+		{Addr: netip.MustParseAddr("127.0.0.2"), Port: port},
+		{Addr: netip.IPv4Unspecified(), Port: port},
+		{Name: "localhost", Port: port},
+	} {
+		c := rawConn(t, addr)
+		handshake(t, c, "bob", "builder")
+		_, _ = c.Write(appendRequest(nil, middleware.CmdConnect, target))
+		if code, _ := readReply(t, c); code != middleware.ReplyNotAllowed {
+			t.Errorf("CONNECT %v: reply %v, want not allowed", target, code)
+		}
+	}
+	// Other ports on loopback stay reachable.
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	c, err := socksDialer(t, addr, "bob", "builder").Dial("tcp", echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}

@@ -23,8 +23,14 @@ func NewShared() *Shared { return &Shared{m: map[string]any{}} }
 func Get[T any](p *Shared, key string, create func() T) T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if v, ok := p.m[key].(T); ok {
+	old, found := p.m[key]
+	if v, ok := old.(T); ok {
 		return v
+	}
+	// The name now belongs to a stage of another type (a live change
+	// replaced it): its old state is released, not leaked.
+	if c, ok := old.(io.Closer); found && ok {
+		_ = c.Close()
 	}
 	v := create()
 	p.m[key] = v

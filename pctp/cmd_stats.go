@@ -141,7 +141,10 @@ func cmdLogs(_ context.Context, s *session, arg string) reply {
 //	<time> <user> A <client ip> <client port> <destination> <port> <reply> <bytes> <auth>
 //
 // The time is UTC (LogTimeFormat). A missing user, client or destination is
-// "-", and so is the reply code when no reply was sent. The user and the
+// "-". The reply code and the auth state keep to the values clients of
+// version 1 parse: a connection that ended before any reply (a failed
+// login, a broken handshake) shows 1 (general failure), and one that never
+// got as far as choosing a method shows Failed. The user and the
 // destination are the strings the client sent, with spaces, control
 // characters and '%' escaped as %XX so they can never split a field or a
 // line.
@@ -151,9 +154,13 @@ func FormatRecord(r middleware.Record) string {
 		client = field(r.Client.Addr().Unmap().String())
 		port = strconv.Itoa(int(r.Client.Port()))
 	}
-	code := "-"
+	code := strconv.Itoa(int(middleware.ReplyGeneralFailure))
 	if r.ReplySent {
 		code = strconv.Itoa(int(r.Reply))
+	}
+	auth := r.AuthState.String()
+	if r.AuthState == middleware.AuthNone {
+		auth = middleware.AuthFailed.String()
 	}
 	return strings.Join([]string{
 		r.Time.UTC().Format(LogTimeFormat),
@@ -165,6 +172,6 @@ func FormatRecord(r middleware.Record) string {
 		strconv.Itoa(int(r.Target.Port)),
 		code,
 		strconv.FormatInt(r.Bytes, 10),
-		r.AuthState.String(),
+		auth,
 	}, " ")
 }

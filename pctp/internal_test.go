@@ -146,10 +146,10 @@ func TestFormatRecord(t *testing.T) {
 		"2025-07-13T13:55:03Z - A 10.1.2.3 9 evil%20host%0AS:%20+OK 80 2 0 NoAuth",
 	}, {
 		middleware.Record{Time: at, User: "50% off", AuthState: middleware.AuthFailed},
-		"2025-07-13T13:55:03Z 50%25%20off A - 0 - 0 - 0 Failed",
+		"2025-07-13T13:55:03Z 50%25%20off A - 0 - 0 1 0 Failed",
 	}, {
 		middleware.Record{Time: at, Client: netip.MustParseAddrPort("[2001:db8::1]:443"), Target: middleware.Target{Addr: netip.MustParseAddr("2001:db8::2"), Port: 8443}, ReplySent: true, Bytes: 1, AuthState: middleware.AuthNone},
-		"2025-07-13T13:55:03Z - A 2001:db8::1 443 2001:db8::2 8443 0 1 -",
+		"2025-07-13T13:55:03Z - A 2001:db8::1 443 2001:db8::2 8443 0 1 Failed",
 	}} {
 		got := FormatRecord(tc.r)
 		if got != tc.want {

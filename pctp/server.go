@@ -18,7 +18,10 @@ import (
 
 // Defaults for the Server's zero fields.
 const (
-	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultIdleTimeout = 5 * time.Minute
+	// DefaultLoginTimeout bounds a session that has not logged in yet, so
+	// that unauthenticated connections cannot hold the session slots.
+	DefaultLoginTimeout = 30 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultMaxSessions  = 100
 )
@@ -36,6 +39,9 @@ type Server struct {
 	// IdleTimeout closes a session that sends no complete line for this
 	// long. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// LoginTimeout closes a session still in AUTHORIZATION after this
+	// long. Zero means DefaultLoginTimeout.
+	LoginTimeout time.Duration
 	// WriteTimeout bounds the time to send one reply to a client that does
 	// not read. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
@@ -253,8 +259,17 @@ func (srv *Server) serveConn(ctx context.Context, s *session) {
 	defer stop()
 	s.log.Debug("session opened")
 	defer s.log.Debug("session closed")
+	login := srv.LoginTimeout
+	if login <= 0 {
+		login = DefaultLoginTimeout
+	}
+	loginBy := time.Now().Add(login)
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(srv.idleTimeout()))
+		deadline := time.Now().Add(srv.idleTimeout())
+		if s.phase&phasesAuthorization != 0 && loginBy.Before(deadline) {
+			deadline = loginBy
+		}
+		_ = s.conn.SetReadDeadline(deadline)
 		line, tooLong, err := s.r.next()
 		if err != nil {
 			var ne net.Error

@@ -1,6 +1,7 @@
 package pctp_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -390,4 +391,34 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A session that never logs in is closed after LoginTimeout, however
+// busy it keeps the line.
+func TestLoginTimeout(t *testing.T) {
+	srv := &pctp.Server{Admin: newFakeAdmin(), LoginTimeout: 300 * time.Millisecond}
+	addr := serve(t, srv)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	r := bufio.NewReader(c)
+	for i := 0; i < 50; i++ {
+		if _, err := c.Write([]byte("HELP\n")); err != nil {
+			break
+		}
+		if _, err := r.ReadString('\n'); err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := io.ReadAll(r); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("an unauthenticated session lived %v", d)
+	}
 }

@@ -193,6 +193,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 	}
+	// Clients may not reach these listeners through the proxy.
+	own := []net.Addr{socksLn.Addr(), pctpLn.Addr()}
+	if metricsLn != nil {
+		own = append(own, metricsLn.Addr())
+	}
+	rt.Protect(own...)
 	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users))
 	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
 	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String())

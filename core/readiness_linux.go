@@ -38,22 +38,22 @@ func (r *readiness) checkFD(fd uintptr) bool {
 // readFD is the RawConn.Read callback of read: it takes a buffer and reads
 // into it; on EAGAIN it gives the buffer back and asks to wait.
 func (r *readiness) readFD(fd uintptr) bool {
-	bp := getBuffer(r.size)
+	bp := r.pool.Get().(*[]byte)
 	for {
 		n, err := syscall.Read(int(fd), *bp)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			putBuffer(r.size, bp)
+			r.pool.Put(bp)
 			return false
 		case err != nil:
-			putBuffer(r.size, bp)
+			r.pool.Put(bp)
 			r.err = err
 			return true
 		}
 		if n == 0 {
-			putBuffer(r.size, bp) // EOF
+			r.pool.Put(bp) // EOF
 		} else {
 			r.buf = bp
 		}

@@ -156,7 +156,7 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 	bulk := false
 	for {
 		if !bulk {
-			bp, n, err := d.ready.read(chattyBuf)
+			bp, n, err := d.ready.read(chattyPool)
 			if err != nil {
 				if errors.Is(err, errNoRawRead) {
 					bulk = true
@@ -171,7 +171,7 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 				return nil // EOF
 			}
 			nw, werr := dst.Write((*bp)[:n])
-			putBuffer(chattyBuf, bp)
+			chattyPool.Put(bp)
 			d.count.Add(int64(nw))
 			if werr != nil {
 				return werr
@@ -205,6 +205,7 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 }
 
 func (d *direction) buffered() error {
+	pool := poolFor(d.ioSize)
 	for {
 		if _, err := d.ready.wait(); err != nil {
 			if d.rearm(err) {
@@ -212,7 +213,7 @@ func (d *direction) buffered() error {
 			}
 			return err
 		}
-		bp := getBuffer(d.ioSize)
+		bp := pool.Get().(*[]byte)
 		nr, rerr := d.src.Read(*bp)
 		var werr error
 		if nr > 0 {
@@ -221,7 +222,7 @@ func (d *direction) buffered() error {
 			d.count.Add(int64(nw))
 			d.progress()
 		}
-		putBuffer(d.ioSize, bp)
+		pool.Put(bp)
 		switch {
 		case werr != nil:
 			return werr
@@ -269,8 +270,8 @@ type readiness struct {
 	// checks (wait).
 	fn      func(fd uintptr) bool
 	reading bool
-	// For read: the buffer size asked, the buffer and bytes read.
-	size  int
+	// For read: the pool to take a buffer from, the buffer and bytes read.
+	pool  *sync.Pool
 	buf   *[]byte
 	avail int
 	peek  [1]byte
@@ -314,14 +315,14 @@ func (r *readiness) wait() (int, error) {
 	return r.avail, r.err
 }
 
-// read waits until the socket has data and reads it into a pooled buffer
-// of size bytes, taken only once there is data: it returns the buffer (the
+// read waits until the socket has data and reads it into a buffer from
+// pool, taken only once there is data: it returns the buffer (the
 // caller puts it back) and the bytes read, 0 at EOF.
-func (r *readiness) read(size int) (*[]byte, int, error) {
+func (r *readiness) read(pool *sync.Pool) (*[]byte, int, error) {
 	if r.rc == nil {
 		return nil, 0, errNoRawRead
 	}
-	r.size, r.buf, r.avail, r.err = size, nil, 0, nil
+	r.pool, r.buf, r.avail, r.err = pool, nil, 0, nil
 	r.reading = true
 	if err := r.rc.Read(r.fn); err != nil {
 		return nil, 0, err
@@ -332,22 +333,20 @@ func (r *readiness) read(size int) (*[]byte, int, error) {
 	return r.buf, r.avail, nil
 }
 
-// bufferPools holds one sync.Pool of relay buffers per IO size.
+// bufferPools holds one pool of relay buffers per size, created on first
+// use; poolFor is looked up once per relay direction, not per chunk.
 var bufferPools sync.Map // int → *sync.Pool of *[]byte
 
-func getBuffer(size int) *[]byte {
-	p, ok := bufferPools.Load(size)
-	if !ok {
-		p, _ = bufferPools.LoadOrStore(size, &sync.Pool{New: func() any {
-			b := make([]byte, size)
-			return &b
-		}})
+func poolFor(size int) *sync.Pool {
+	if p, ok := bufferPools.Load(size); ok {
+		return p.(*sync.Pool)
 	}
-	return p.(*sync.Pool).Get().(*[]byte)
+	p, _ := bufferPools.LoadOrStore(size, &sync.Pool{New: func() any {
+		b := make([]byte, size)
+		return &b
+	}})
+	return p.(*sync.Pool)
 }
 
-func putBuffer(size int, b *[]byte) {
-	if p, ok := bufferPools.Load(size); ok {
-		p.(*sync.Pool).Put(b)
-	}
-}
+// chattyPool holds the read mode's buffers.
+var chattyPool = poolFor(chattyBuf)

@@ -70,6 +70,9 @@ type UDPSettings struct {
 }
 
 // validate checks socks.udp.
+// udpPool holds the UDP relay's datagram buffers.
+var udpPool = poolFor(udpBufSize)
+
 func (c UDPConfig) validate() error {
 	if _, _, err := parsePortRange(c.Ports); err != nil {
 		return fmt.Errorf("%w: socks.udp.ports: %v", ErrConfig, err)
@@ -476,7 +479,7 @@ func (a *association) loop(conn *net.UDPConn, off int, handle func(buf []byte, n
 	for {
 		err := w.wait()
 		if err == nil {
-			bp := getBuffer(udpBufSize)
+			bp := udpPool.Get().(*[]byte)
 			var n int
 			var from netip.AddrPort
 			n, from, err = conn.ReadFromUDPAddrPort((*bp)[off:])
@@ -484,7 +487,7 @@ func (a *association) loop(conn *net.UDPConn, off int, handle func(buf []byte, n
 				handle(*bp, n, from)
 				failures = 0
 			}
-			putBuffer(udpBufSize, bp)
+			udpPool.Put(bp)
 		}
 		if err == nil {
 			continue

@@ -69,10 +69,10 @@ type UDPSettings struct {
 	PerUser         int
 }
 
-// validate checks socks.udp.
 // udpPool holds the UDP relay's datagram buffers.
 var udpPool = poolFor(udpBufSize)
 
+// validate checks socks.udp.
 func (c UDPConfig) validate() error {
 	if _, _, err := parsePortRange(c.Ports); err != nil {
 		return fmt.Errorf("%w: socks.udp.ports: %v", ErrConfig, err)

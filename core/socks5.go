@@ -58,12 +58,6 @@ func (g greeting) offers(m middleware.Method) bool {
 	return false
 }
 
-// appendGreeting encodes a greeting (used by tests and fuzzing).
-func appendGreeting(dst []byte, methods ...byte) []byte {
-	dst = append(dst, socksVersion, byte(len(methods)))
-	return append(dst, methods...)
-}
-
 // credentials is an RFC 1929 username/password request. The slices alias
 // the input buffer.
 type credentials struct {
@@ -90,15 +84,6 @@ func parseCredentials(b []byte) (credentials, int, error) {
 	return credentials{user: b[2 : 2+ulen], pass: b[3+ulen : n]}, n, nil
 }
 
-// appendCredentials encodes an RFC 1929 request; user and pass must be at
-// most 255 octets.
-func appendCredentials(dst []byte, user, pass string) []byte {
-	dst = append(dst, authVersion, byte(len(user)))
-	dst = append(dst, user...)
-	dst = append(dst, byte(len(pass)))
-	return append(dst, pass...)
-}
-
 // request is a SOCKS request: VER CMD RSV ATYP DST.ADDR DST.PORT.
 type request struct {
 	cmd    middleware.Command
@@ -114,36 +99,62 @@ func parseRequest(b []byte) (request, int, error) {
 	if b[0] != socksVersion {
 		return request{}, 0, ErrVersion
 	}
-	req := request{cmd: middleware.Command(b[1])}
-	var n int
-	switch b[3] {
-	case atypIPv4:
-		n = 4 + 4 + 2
-		if len(b) < n {
-			return request{}, 0, errShort
-		}
-		req.target.Addr = netip.AddrFrom4([4]byte(b[4:8]))
-	case atypIPv6:
-		n = 4 + 16 + 2
-		if len(b) < n {
-			return request{}, 0, errShort
-		}
-		req.target.Addr = netip.AddrFrom16([16]byte(b[4:20]))
-	case atypDomain:
-		l := int(b[4])
-		if l == 0 {
-			return request{}, 0, ErrEmptyDomain
-		}
-		n = 4 + 1 + l + 2
-		if len(b) < n {
-			return request{}, 0, errShort
-		}
-		req.target.Name = string(b[5 : 5+l])
-	default:
-		return request{}, 0, ErrAddressType
+	a, err := parseAddr(b[3:])
+	if err != nil {
+		return request{}, 0, err
 	}
-	req.target.Port = binary.BigEndian.Uint16(b[n-2 : n])
-	return req, n, nil
+	req := request{cmd: middleware.Command(b[1])}
+	req.target.Addr, req.target.Port = a.ip, a.port
+	if a.name != nil {
+		req.target.Name = string(a.name)
+	}
+	return req, 3 + a.n, nil
+}
+
+// wireAddr is ATYP DST.ADDR DST.PORT as parsed: an IP or a name (which
+// aliases the input), a port, and the octets it took.
+type wireAddr struct {
+	ip   netip.Addr
+	name []byte
+	port uint16
+	n    int
+}
+
+// parseAddr parses ATYP DST.ADDR DST.PORT, the address form requests and
+// UDP headers share. It returns errShort when b holds only part of it.
+func parseAddr(b []byte) (wireAddr, error) {
+	if len(b) < 2 {
+		return wireAddr{}, errShort
+	}
+	var a wireAddr
+	switch b[0] {
+	case atypIPv4:
+		a.n = 1 + 4 + 2
+		if len(b) < a.n {
+			return wireAddr{}, errShort
+		}
+		a.ip = netip.AddrFrom4([4]byte(b[1:5]))
+	case atypIPv6:
+		a.n = 1 + 16 + 2
+		if len(b) < a.n {
+			return wireAddr{}, errShort
+		}
+		a.ip = netip.AddrFrom16([16]byte(b[1:17]))
+	case atypDomain:
+		l := int(b[1])
+		if l == 0 {
+			return wireAddr{}, ErrEmptyDomain
+		}
+		a.n = 1 + 1 + l + 2
+		if len(b) < a.n {
+			return wireAddr{}, errShort
+		}
+		a.name = b[2 : 2+l]
+	default:
+		return wireAddr{}, ErrAddressType
+	}
+	a.port = binary.BigEndian.Uint16(b[a.n-2 : a.n])
+	return a, nil
 }
 
 // appendAddr encodes ATYP DST.ADDR DST.PORT for a target.
@@ -164,12 +175,6 @@ func appendAddr(dst []byte, t middleware.Target) []byte {
 		dst = append(dst, atypIPv4, 0, 0, 0, 0)
 	}
 	return binary.BigEndian.AppendUint16(dst, t.Port)
-}
-
-// appendRequest encodes a request (used by tests and fuzzing).
-func appendRequest(dst []byte, cmd middleware.Command, t middleware.Target) []byte {
-	dst = append(dst, socksVersion, byte(cmd), 0x00)
-	return appendAddr(dst, t)
 }
 
 // appendReply encodes VER REP RSV ATYP BND.ADDR BND.PORT. An IPv4-mapped

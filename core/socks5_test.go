@@ -10,6 +10,29 @@ import (
 	"github.com/socks5d/socks5d/middleware"
 )
 
+// Encoders for the messages the server only parses, for tests and fuzzing.
+
+// appendGreeting encodes a greeting (used by tests and fuzzing).
+func appendGreeting(dst []byte, methods ...byte) []byte {
+	dst = append(dst, socksVersion, byte(len(methods)))
+	return append(dst, methods...)
+}
+
+// appendCredentials encodes an RFC 1929 request; user and pass must be at
+// most 255 octets.
+func appendCredentials(dst []byte, user, pass string) []byte {
+	dst = append(dst, authVersion, byte(len(user)))
+	dst = append(dst, user...)
+	dst = append(dst, byte(len(pass)))
+	return append(dst, pass...)
+}
+
+// appendRequest encodes a request (used by tests and fuzzing).
+func appendRequest(dst []byte, cmd middleware.Command, t middleware.Target) []byte {
+	dst = append(dst, socksVersion, byte(cmd), 0x00)
+	return appendAddr(dst, t)
+}
+
 func TestParseGreeting(t *testing.T) {
 	tests := []struct {
 		name    string

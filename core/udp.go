@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -146,45 +145,17 @@ func (h udpHeader) target() middleware.Target {
 // parseUDPHeader parses a datagram's header and returns it with its length;
 // the payload is b[n:]. RSV must be zero.
 func parseUDPHeader(b []byte) (udpHeader, int, error) {
-	if len(b) < 4 {
+	if len(b) < 4 || b[0] != 0 || b[1] != 0 {
 		return udpHeader{}, 0, ErrUDPHeader
 	}
-	if b[0] != 0 || b[1] != 0 {
+	a, err := parseAddr(b[3:])
+	if errors.Is(err, errShort) {
 		return udpHeader{}, 0, ErrUDPHeader
 	}
-	h := udpHeader{frag: b[2]}
-	var n int
-	switch b[3] {
-	case atypIPv4:
-		n = 4 + 4 + 2
-		if len(b) < n {
-			return udpHeader{}, 0, ErrUDPHeader
-		}
-		h.addr = netip.AddrFrom4([4]byte(b[4:8]))
-	case atypIPv6:
-		n = 4 + 16 + 2
-		if len(b) < n {
-			return udpHeader{}, 0, ErrUDPHeader
-		}
-		h.addr = netip.AddrFrom16([16]byte(b[4:20]))
-	case atypDomain:
-		if len(b) < 5 {
-			return udpHeader{}, 0, ErrUDPHeader
-		}
-		l := int(b[4])
-		if l == 0 {
-			return udpHeader{}, 0, ErrEmptyDomain
-		}
-		n = 4 + 1 + l + 2
-		if len(b) < n {
-			return udpHeader{}, 0, ErrUDPHeader
-		}
-		h.name = b[5 : 5+l]
-	default:
-		return udpHeader{}, 0, ErrAddressType
+	if err != nil {
+		return udpHeader{}, 0, err
 	}
-	h.port = binary.BigEndian.Uint16(b[n-2 : n])
-	return h, n, nil
+	return udpHeader{frag: b[2], addr: a.ip, name: a.name, port: a.port}, 3 + a.n, nil
 }
 
 // appendUDPHeader encodes RSV RSV FRAG ATYP DST.ADDR DST.PORT for t.

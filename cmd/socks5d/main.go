@@ -29,6 +29,7 @@ import (
 
 	_ "github.com/socks5d/socks5d/builtin" // the builtin stages
 	"github.com/socks5d/socks5d/core"
+	"github.com/socks5d/socks5d/middleware"
 	"github.com/socks5d/socks5d/pctp"
 )
 
@@ -105,6 +106,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: socks5d [flags]\n       socks5d hash    (reads a password, prints a bcrypt hash for the config file)\n\nA SOCKS5 proxy with a live middleware chain, administered over PCTP.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nEnvironment: %sSECTION__KEY overrides the file, e.g. %sSOCKS__PORT=1081.\n", core.EnvPrefix, core.EnvPrefix)
+		fmt.Fprintf(fs.Output(), "\nStage types for the chain: list (- use: TYPE):\n")
+		for _, t := range middleware.Types() {
+			info, _ := middleware.Lookup(t)
+			fmt.Fprintf(fs.Output(), "  %-11s %s\n", t, info.Doc)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -401,12 +401,20 @@ func TestUDPAssociateExchanges(t *testing.T) {
 			t.Fatalf("answer's header names %v, want a loopback address and port %d", src, port)
 		}
 	})
-	// Bytes are payload bytes, both ways; the association is a session.
+	// Bytes are payload bytes, both ways; the association is a session. A
+	// datagram is counted after its send returns, so the echo may arrive
+	// first: wait for the counters to settle.
 	s := rt.Sessions()
+	balanced := func() bool {
+		return len(s) == 1 && s[0].Up != 0 && s[0].Down == s[0].Up+int64(len("echo:"))*int64(stat(rt, "udp_datagrams_relayed")/2)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !balanced() && time.Now().Before(deadline); s = rt.Sessions() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if len(s) != 1 || s[0].Command != middleware.CmdUDPAssociate || s[0].User != "bob" {
 		t.Fatalf("sessions = %+v", s)
 	}
-	if s[0].Up == 0 || s[0].Down != s[0].Up+int64(len("echo:"))*int64(stat(rt, "udp_datagrams_relayed")/2) {
+	if !balanced() {
 		t.Errorf("up %d, down %d bytes", s[0].Up, s[0].Down)
 	}
 	if n := stat(rt, "udp_associations"); n != 1 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -36,9 +37,53 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal("wrong password accepted")
 	}
 
+	// A connection is counted when its handler returns, a moment after the
+	// client saw its end: scrape until both are in (bounded).
+	var families map[string]*dto.MetricFamily
+	var conns, bytes float64
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		families = scrape(t, m[1])
+		conns, bytes = 0, 0
+		for _, m := range families["socks5d_connections_total"].GetMetric() {
+			conns += m.GetCounter().GetValue()
+		}
+		for _, m := range families["socks5d_bytes_total"].GetMetric() {
+			bytes += m.GetCounter().GetValue()
+		}
+		if conns == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, name := range []string{"socks5d_connections_total", "socks5d_bytes_total", "socks5d_connect_latency_seconds", "go_goroutines", "process_open_fds"} {
+		if families[name] == nil {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if conns != 2 {
+		t.Errorf("socks5d_connections_total sums to %v, want 2", conns)
+	}
+	if bytes < 2<<20 {
+		t.Errorf("socks5d_bytes_total sums to %v, want at least 2 MiB", bytes)
+	}
+	// STATS agrees (accounting, outside metrics in the chain, counts a
+	// connection a moment later).
+	admin := login(t, s.pctpAddr(t))
+	st := stats(t, admin)
+	for deadline := time.Now().Add(5 * time.Second); float64(st["total_connections"]) != conns && time.Now().Before(deadline); st = stats(t, admin) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if float64(st["total_connections"]) != conns || float64(st["total_bytes_proxied"]) != bytes {
+		t.Errorf("STATS (%d connections, %d bytes) and /metrics (%v, %v) disagree", st["total_connections"], st["total_bytes_proxied"], conns, bytes)
+	}
+}
+
+// scrape fetches and parses a /metrics page.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1], nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -53,27 +98,5 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("unparseable /metrics: %v\n%s", err, body)
 	}
-	for _, name := range []string{"socks5d_connections_total", "socks5d_bytes_total", "socks5d_connect_latency_seconds", "go_goroutines", "process_open_fds"} {
-		if families[name] == nil {
-			t.Errorf("/metrics lacks %s", name)
-		}
-	}
-	var conns, bytes float64
-	for _, m := range families["socks5d_connections_total"].GetMetric() {
-		conns += m.GetCounter().GetValue()
-	}
-	for _, m := range families["socks5d_bytes_total"].GetMetric() {
-		bytes += m.GetCounter().GetValue()
-	}
-	if conns != 2 {
-		t.Errorf("socks5d_connections_total sums to %v, want 2", conns)
-	}
-	if bytes < 2<<20 {
-		t.Errorf("socks5d_bytes_total sums to %v, want at least 2 MiB", bytes)
-	}
-	// STATS reads the same counters.
-	st := stats(t, login(t, s.pctpAddr(t)))
-	if float64(st["total_connections"]) != conns || float64(st["total_bytes_proxied"]) != bytes {
-		t.Errorf("STATS (%d connections, %d bytes) and /metrics (%v, %v) disagree", st["total_connections"], st["total_bytes_proxied"], conns, bytes)
-	}
+	return families
 }

@@ -15,20 +15,31 @@ import (
 )
 
 // liveStages collects, at each scrape, from the stages of the live
-// snapshot that are Prometheus collectors: the chain changes at run time,
-// so nothing is registered per stage. The stages read the same counters
-// STATS reads.
+// snapshot that are Prometheus collectors (the chain changes at run time,
+// so nothing is registered per stage), and exports every STATS line as
+// socks5d_stat{key="..."}: the numbers PCTP shows, read from the same
+// counters at the same moment.
 type liveStages struct{ rt *core.Runtime }
+
+var statDesc = prometheus.NewDesc("socks5d_stat", "Every PCTP STATS line, by key, read from the same counters.", []string{"key"}, nil)
 
 // Describe sends nothing: an unchecked collector, as the set of stages
 // can change between scrapes.
 func (liveStages) Describe(chan<- *prometheus.Desc) {}
 
-// Collect asks every collector stage of the live chain.
+// Collect asks every collector stage of the live chain, then sends the
+// STATS lines.
 func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range l.rt.Snapshot().Stages {
 		if c, ok := st.Middleware.(prometheus.Collector); ok {
 			c.Collect(ch)
+		}
+	}
+	seen := map[string]bool{}
+	for _, st := range l.rt.Stats() {
+		if !seen[st.Key] { // two stages of a type may repeat a key
+			seen[st.Key] = true
+			ch <- prometheus.MustNewConstMetric(statDesc, prometheus.UntypedValue, float64(st.Value), st.Key)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	// A connection is counted when its handler returns, a moment after the
 	// client saw its end: scrape until both are in (bounded).
 	var families map[string]*dto.MetricFamily
-	var conns, bytes float64
+	var conns, bytes, statConns float64
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		families = scrape(t, m[1])
 		conns, bytes = 0, 0
@@ -50,7 +50,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		for _, m := range families["socks5d_bytes_total"].GetMetric() {
 			bytes += m.GetCounter().GetValue()
 		}
-		if conns == 2 || time.Now().After(deadline) {
+		for _, m := range families["socks5d_stat"].GetMetric() {
+			if m.GetLabel()[0].GetValue() == "total_connections" {
+				statConns = m.GetUntyped().GetValue()
+			}
+		}
+		if (conns == 2 && statConns == 2) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -65,6 +70,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if bytes < 2<<20 {
 		t.Errorf("socks5d_bytes_total sums to %v, want at least 2 MiB", bytes)
+	}
+	// The STATS lines are on /metrics too, from the same counters.
+	if statConns != conns {
+		t.Errorf("socks5d_stat{key=\"total_connections\"} = %v, want %v", statConns, conns)
 	}
 	// STATS agrees (accounting, outside metrics in the chain, counts a
 	// connection a moment later).

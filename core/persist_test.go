@@ -70,7 +70,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if _, ok := rt2.Login("admin", "password"); !ok {
 		t.Error("the -u admin lost its flag password")
 	}
-	if s := rt2.Settings(); len(s) != 1 || s[0].Value != "9000" {
+	if s := setting(rt2, "test.iosize.size"); s != "9000" {
 		t.Errorf("settings after restart = %+v", s)
 	}
 	if items, _ := rt2.Items("test.list.items"); strings.Join(items, ",") != "a,b" {
@@ -83,7 +83,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if got := fmt.Sprint(rt2.Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
 		t.Errorf("users after reload = %s", got)
 	}
-	if s := rt2.Settings(); s[0].Value != "9000" {
+	if s := setting(rt2, "test.iosize.size"); s != "9000" {
 		t.Errorf("settings after reload = %+v", s)
 	}
 	// A saved setting whose stage left the chain is reported, not fatal.

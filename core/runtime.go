@@ -345,11 +345,12 @@ func (r *Runtime) UserStats(name string) ([]middleware.Stat, bool) {
 	return nil, false
 }
 
-// Settings lists the live settings of every Tunable stage, keyed
-// "<stage name>.<key>".
+// Settings lists the live settings: the engine's own (socks.*), then
+// every Tunable stage's, keyed "<stage name>.<key>".
 func (r *Runtime) Settings() []middleware.Setting {
-	var out []middleware.Setting
-	for _, st := range r.snap.Load().Stages {
+	snap := r.snap.Load()
+	out := engineSettingsOf(snap.Settings)
+	for _, st := range snap.Stages {
 		if t, ok := st.Middleware.(middleware.Tunable); ok {
 			for _, s := range t.Settings() {
 				s.Key = st.Name + "." + s.Key
@@ -364,6 +365,17 @@ func (r *Runtime) Settings() []middleware.Setting {
 // 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
 // own validation applies; an invalid value changes nothing.
 func (r *Runtime) Set(key, value string) error {
+	if e, ok := findEngineSetting(key); ok {
+		d, err := e.parse(value)
+		if err != nil {
+			return err
+		}
+		return r.change(func(dr *Draft, st *State) error {
+			*e.field(&dr.Settings) = d
+			st.Settings[key] = d.String()
+			return nil
+		})
+	}
 	stages := r.snap.Load().Stages
 	i, sub := stageKey(stageConfigs(stages), key)
 	var name string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func TestSetTunable(t *testing.T) {
 	if err := rt.Set("test.iosize.size", "8000"); err != nil {
 		t.Fatal(err)
 	}
-	if s := rt.Settings(); len(s) != 1 || s[0].Key != "test.iosize.size" || s[0].Value != "8000" {
+	if s := setting(rt, "test.iosize.size"); s != "8000" {
 		t.Fatalf("settings = %+v", s)
 	}
 	for _, tt := range []struct{ key, value, want string }{
@@ -135,7 +136,7 @@ func TestSetTunable(t *testing.T) {
 			t.Errorf("Set(%s, %s) = %v, want %q", tt.key, tt.value, err, tt.want)
 		}
 	}
-	if s := rt.Settings(); s[0].Value != "8000" {
+	if s := setting(rt, "test.iosize.size"); s != "8000" {
 		t.Fatalf("a rejected Set changed the value: %+v", s)
 	}
 }
@@ -296,12 +297,58 @@ func TestReload(t *testing.T) {
 	if _, ok := rt.Login("admin", "newpass"); !ok {
 		t.Error("reloaded password not in force")
 	}
-	if s := rt.Settings(); s[0].Value != "6000" || rt.Snapshot().Settings.ConnectTimeout != 7*time.Second {
+	if s := setting(rt, "test.iosize.size"); s != "6000" || setting(rt, "socks.connect_timeout") != "7s" {
 		t.Errorf("settings after reload = %+v %+v", s, rt.Snapshot().Settings)
 	}
 	before := rt.Snapshot()
 	bad := testConfig(stage("nope"))
 	if err := rt.Reload(bad); err == nil || rt.Snapshot() != before {
 		t.Fatalf("a bad reload was applied (err %v)", err)
+	}
+}
+
+// setting returns a live setting's value, "" when there is none.
+func setting(rt *Runtime, key string) string {
+	for _, s := range rt.Settings() {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
+}
+
+func TestEngineSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	rt, err := NewRuntime(testConfig(stage("test.auth")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Set("socks.handshake_timeout", "3s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Set("socks.idle_timeout", "0s"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]string{{"socks.handshake_timeout", "0s"}, {"socks.linger", "-1s"}, {"socks.connect_timeout", "soon"}} {
+		if err := rt.Set(bad[0], bad[1]); err == nil {
+			t.Errorf("Set(%s, %s) accepted", bad[0], bad[1])
+		}
+	}
+	if rt.Snapshot().Settings.HandshakeTimeout != 3*time.Second || setting(rt, "socks.handshake_timeout") != "3s" {
+		t.Fatalf("handshake timeout = %v", rt.Snapshot().Settings.HandshakeTimeout)
+	}
+	// It is saved, and survives a restart.
+	rt2, err := NewRuntime(testConfig(stage("test.auth")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt2.UseStore(NewFileStore(path)); err != nil {
+		t.Fatal(err)
+	}
+	if got := setting(rt2, "socks.handshake_timeout"); got != "3s" {
+		t.Fatalf("after a restart: %s", got)
 	}
 }

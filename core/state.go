@@ -114,6 +114,14 @@ func (st *State) apply(d *Draft) (skipped []string, err error) {
 		}
 	}
 	set := func(key string, v any) bool {
+		if e, ok := findEngineSetting(key); ok {
+			str, _ := v.(string)
+			dur, err := e.parse(str)
+			if err == nil {
+				*e.field(&d.Settings) = dur
+			}
+			return err == nil
+		}
 		i, sub := stageKey(d.Chain, key)
 		if i >= 0 {
 			d.Chain[i].Config[sub] = v

@@ -189,7 +189,7 @@ type udpState struct {
 	relayed atomic.Int64
 	// Datagrams dropped: FRAG != 0, from a foreign address, refused by a
 	// policy, and for any other reason (malformed, unresolvable, unsendable).
-	droppedFrag, droppedForeign, droppedPolicy, droppedOther atomic.Int64
+	droppedFrag, droppedForeign, droppedPolicy, droppedRate, droppedOther atomic.Int64
 }
 
 // acquire counts a new association for key unless a limit (0: none) is
@@ -231,6 +231,7 @@ func (r *Runtime) commandStats(out []middleware.Stat) []middleware.Stat {
 		middleware.Stat{Key: "udp_datagrams_dropped_frag", Value: u.droppedFrag.Load()},
 		middleware.Stat{Key: "udp_datagrams_dropped_foreign", Value: u.droppedForeign.Load()},
 		middleware.Stat{Key: "udp_datagrams_dropped_policy", Value: u.droppedPolicy.Load()},
+		middleware.Stat{Key: "udp_datagrams_dropped_rate", Value: u.droppedRate.Load()},
 		middleware.Stat{Key: "udp_datagrams_dropped_other", Value: u.droppedOther.Load()},
 		middleware.Stat{Key: "udp_datagrams_relayed", Value: u.relayed.Load()},
 		middleware.Stat{Key: "bind_refused_peers", Value: r.bindRefused.Load()},
@@ -550,6 +551,10 @@ func (a *association) fromClient(buf []byte, n int, from netip.AddrPort) {
 		a.lastPeer = dst
 	}
 	payload := b[hl:]
+	if a.s.Pacer != nil && !a.s.Pacer.AllowBytes(true, len(payload)) {
+		u.droppedRate.Add(1)
+		return
+	}
 	if _, err := a.out.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, h.port)); err != nil {
 		u.droppedOther.Add(1)
 		return
@@ -570,6 +575,10 @@ func (a *association) toClient(buf []byte, n int, from netip.AddrPort) {
 	a.mu.Unlock()
 	if !known || client.Port() == 0 {
 		u.droppedForeign.Add(1)
+		return
+	}
+	if a.s.Pacer != nil && !a.s.Pacer.AllowBytes(false, n) {
+		u.droppedRate.Add(1)
 		return
 	}
 	off := udpReserve - udpHeaderLen(src)

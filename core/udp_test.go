@@ -853,3 +853,55 @@ func TestUDPPanicEndsAssociation(t *testing.T) {
 		t.Fatalf("panics_recovered = %d", n)
 	}
 }
+
+// testPacer lets `allow` datagrams through in each direction, then refuses.
+type testPacer struct {
+	mu       sync.Mutex
+	up, down int
+}
+
+func (p *testPacer) AllowBytes(up bool, _ int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := &p.down
+	if up {
+		n = &p.up
+	}
+	if *n == 0 {
+		return false
+	}
+	*n--
+	return true
+}
+
+func init() {
+	middleware.Register(middleware.Info{Type: "test.pacer", New: func(p middleware.Params) (middleware.Middleware, error) {
+		var cfg struct {
+			Allow int `json:"allow"`
+		}
+		if err := p.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		return middleware.MiddlewareFunc(func(next middleware.Handler) middleware.Handler {
+			return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
+				s.Pacer = &testPacer{up: cfg.Allow, down: cfg.Allow}
+				return next.ServeConn(ctx, s)
+			})
+		}), nil
+	}})
+}
+
+// A rate-limiting stage's Pacer is asked for every datagram; what it
+// refuses is dropped and counted.
+func TestUDPPacerDropsOverLimit(t *testing.T) {
+	echo := startUDPEcho(t, "127.0.0.1:0")
+	rt, addr := startProxy(t, testConfig(stage("test.auth"), stage("test.pacer", "allow", 2)))
+	c := associate(t, addr, "bob", "127.0.0.1:0", false, middleware.ReplySucceeded)
+	c.exchange(t, echo.target(), echo.addr, "one")
+	c.exchange(t, echo.target(), echo.addr, "two")
+	c.send(t, echo.target(), 0, "three")
+	waitFor(t, "the drop to be counted", func() bool { return stat(rt, "udp_datagrams_dropped_rate") == 1 })
+	if _, got, ok := c.recv(t, 200*time.Millisecond); ok {
+		t.Fatalf("a datagram over the limit was relayed: %q", got)
+	}
+}

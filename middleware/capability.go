@@ -168,3 +168,13 @@ type SessionInfo struct {
 	// previous listing (or since the start).
 	Rate float64
 }
+
+// Pacer is what a rate-limiting stage installs on the Session for traffic
+// that does not flow through Session.Conn: the engine asks it before
+// relaying each UDP datagram. A datagram it refuses is dropped, never
+// queued: that is UDP's answer to congestion.
+type Pacer interface {
+	// AllowBytes reports whether n more bytes may go now, up (client to
+	// destination) or down (destination to client), and takes them.
+	AllowBytes(up bool, n int) bool
+}

@@ -45,6 +45,9 @@ type Session struct {
 	// IOSize is the relay buffer size in bytes (configure). Zero means the
 	// engine's default.
 	IOSize int
+	// Pacer limits traffic that does not flow through Conn: UDP datagrams
+	// (configure). Nil means no limit.
+	Pacer Pacer
 
 	// User is the authenticated user name, "" when there was none (fact).
 	// The terminal handler sets the identity fields (User, Role, AuthState)

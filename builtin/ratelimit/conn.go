@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -38,6 +39,7 @@ type conn struct {
 var (
 	_ net.Conn               = (*conn)(nil)
 	_ middleware.ReadThrough = (*conn)(nil)
+	_ middleware.Pacer       = (*conn)(nil)
 )
 
 // Read reads at most chunk bytes, then waits until the limiters allow them.
@@ -91,6 +93,24 @@ func (c *conn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return fmt.Errorf("ratelimit: CloseWrite on %T: %w", c.Conn, errors.ErrUnsupported)
+}
+
+// AllowBytes implements middleware.Pacer for UDP datagrams: n bytes up
+// (as read from the client) or down (as written to it), from the
+// connection's limiter and the user's, without waiting.
+func (c *conn) AllowBytes(up bool, n int) bool {
+	own, userSide := c.write, func(p *pair) *rate.Limiter { return p.write }
+	if up {
+		own, userSide = c.read, func(p *pair) *rate.Limiter { return p.read }
+	}
+	now := time.Now()
+	if own != nil && !own.AllowN(now, n) {
+		return false
+	}
+	if u := c.userPair(); u != nil {
+		return userSide(u).AllowN(now, n)
+	}
+	return true
 }
 
 // wait takes n bytes from the connection's limiter, then from the user's.

@@ -102,6 +102,7 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 			c.users = st.users
 		}
 		s.Conn = c
+		s.Pacer = c // UDP datagrams are limited by the same limiters
 		return next.ServeConn(ctx, s)
 	})
 }

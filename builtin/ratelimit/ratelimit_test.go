@@ -350,3 +350,33 @@ func TestCloseWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The Pacer the stage installs for UDP datagrams draws on the same
+// limiters, per direction, and never waits.
+func TestPacerForDatagrams(t *testing.T) {
+	mw := mwtest.New(t, ratelimit.Type, mwtest.Params("ratelimit", map[string]any{"per_connection": "4KiB", "burst": "4KiB"}))
+	s, _ := mwtest.Session(t)
+	var pacer middleware.Pacer
+	tm := &mwtest.Terminal{Facts: func(s *middleware.Session) { pacer = s.Pacer }}
+	if err := mwtest.Serve(context.Background(), mw, tm, s); err != nil {
+		t.Fatal(err)
+	}
+	if pacer == nil {
+		t.Fatal("no Pacer installed")
+	}
+	if !pacer.AllowBytes(true, 4*kib) || pacer.AllowBytes(true, 1*kib) {
+		t.Error("up: the burst should pass and the next kilobyte wait its turn")
+	}
+	if !pacer.AllowBytes(false, 4*kib) {
+		t.Error("down has its own budget")
+	}
+	// Without a limit there is no Pacer: datagrams are not charged.
+	s2, _ := mwtest.Session(t)
+	tm2 := &mwtest.Terminal{Facts: func(s *middleware.Session) { pacer = s.Pacer }}
+	if err := mwtest.Serve(context.Background(), mwtest.New(t, ratelimit.Type, mwtest.Params("ratelimit", nil)), tm2, s2); err != nil {
+		t.Fatal(err)
+	}
+	if pacer != nil {
+		t.Error("a Pacer without any limit")
+	}
+}

@@ -393,7 +393,7 @@ func (r *Runtime) Set(key, value string) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name == name {
 				d.Chain[i].Config[sub] = v
-				st.Settings[key] = v
+				st.Settings[name+"."+sub] = v
 				return nil
 			}
 		}

@@ -352,3 +352,20 @@ func TestEngineSettings(t *testing.T) {
 		t.Fatalf("after a restart: %s", got)
 	}
 }
+
+// A setting may be named by the stage's type when the operator renamed the
+// stage (PCTP's CONFIG IO= names iobuf.size whatever the stage is called).
+func TestSettingByType(t *testing.T) {
+	io := stage("test.iosize", "size", 5000)
+	io.Name = "buffers"
+	rt, err := NewRuntime(testConfig(stage("test.auth"), io), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Set("test.iosize.size", "7000"); err != nil {
+		t.Fatal(err)
+	}
+	if got := setting(rt, "buffers.size"); got != "7000" {
+		t.Fatalf("buffers.size = %q", got)
+	}
+}

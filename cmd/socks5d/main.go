@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,6 +247,7 @@ wait:
 				logger.Info("signal received; stopping", "signal", sig.String())
 				break wait
 			}
+			before := rt.Users()
 			next, err := load()
 			if err == nil {
 				err = rt.Reload(next)
@@ -253,6 +255,12 @@ wait:
 			if err != nil {
 				logger.Error("reload rejected; the running configuration is unchanged", "error", err)
 				continue
+			}
+			// Admins the reload removed are logged out of PCTP too.
+			for _, u := range before {
+				if !slices.ContainsFunc(rt.Users(), func(v middleware.User) bool { return v.Name == u.Name }) {
+					admin.EndSessionsOf(u.Name)
+				}
 			}
 			if l, _ := core.ParseLevel(next.Log.Level); l != logger.GetLevel() {
 				logger.SetLevel(l)

@@ -63,16 +63,7 @@ func TestConfig(t *testing.T) {
 			}
 			mw, err := info.New(mwtest.Params("limits", tt.cfg))
 			if tt.wantErr != nil {
-				for _, want := range tt.wantErr {
-					if !errors.Is(err, want) {
-						t.Errorf("New: err = %v, want %v", err, want)
-					}
-				}
-				for _, s := range tt.errHas {
-					if err != nil && !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not mention %s", err, s)
-					}
-				}
+				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return
 			}
 			if err != nil {

@@ -6,8 +6,10 @@ package mwtest
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,4 +118,24 @@ func (tm *Terminal) Seen() []*middleware.Session {
 // Serve runs one session through mw and the terminal handler.
 func Serve(ctx context.Context, mw middleware.Middleware, tm middleware.Handler, s *middleware.Session) error {
 	return mw.Wrap(tm).ServeConn(ctx, s)
+}
+
+// ExpectError fails the test unless err wraps every error in is and its
+// text mentions every string in mentions (a key's name, say).
+func ExpectError(t testing.TB, err error, is []error, mentions ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("no error, want %v", is)
+		return
+	}
+	for _, want := range is {
+		if !errors.Is(err, want) {
+			t.Errorf("err = %v, want it to wrap %v", err, want)
+		}
+	}
+	for _, s := range mentions {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %s", err, s)
+		}
+	}
 }

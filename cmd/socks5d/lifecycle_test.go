@@ -101,6 +101,16 @@ type lcProc struct {
 // nofile > 0 runs it under `ulimit -n nofile`.
 func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 	t.Helper()
+	p := launchLC(t, t.TempDir(), nofile, args...)
+	p.waitListening(t)
+	return p
+}
+
+// launchLC starts socks5d with args (plus loopback listeners on free
+// ports) in dir, and kills it at cleanup; it does not wait for the
+// listeners. nofile > 0 runs it under `ulimit -n nofile`.
+func launchLC(t *testing.T, dir string, nofile int, args ...string) *lcProc {
+	t.Helper()
 	bin := socks5dBinary(t)
 	args = append(args, "-l", "127.0.0.1", "-p", "0", "-L", "127.0.0.1", "-P", "0")
 	var cmd *exec.Cmd
@@ -111,7 +121,7 @@ func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 	} else {
 		cmd = exec.Command(bin, args...)
 	}
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = lcEnv()
 	p := &lcProc{cmd: cmd, log: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr, cmd.Stdout = p.log, p.stdout
@@ -134,13 +144,19 @@ func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 			t.Logf("socks5d log:\n%s", p.log)
 		}
 	})
+	return p
+}
+
+// waitListening waits until the server's log says where it listens.
+func (p *lcProc) waitListening(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		log := p.log.String()
 		s, a := listenRE.FindStringSubmatch(log), lcPCTPListenRE.FindStringSubmatch(log)
 		if s != nil && a != nil {
 			p.socks, p.pctp = s[1], a[1]
-			return p
+			return
 		}
 		select {
 		case <-p.done:
@@ -149,7 +165,6 @@ func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 		}
 	}
 	t.Fatalf("socks5d never said where it listens:\n%s", p.log)
-	return nil
 }
 
 func (p *lcProc) signal(t *testing.T, sig os.Signal) {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -25,62 +24,21 @@ import (
 	"github.com/socks5d/socks5d/pctp"
 )
 
-// persistLaunchIn starts socks5d with args (plus loopback listeners on free
-// ports) in dir as its working directory, and kills it at cleanup. It is
-// startLCProc without the fresh directory: a server started on built-in
-// defaults keeps its state in ./data, so a restart must run in the same
-// directory. It does not wait for the listeners (see persistStartIn).
+// persistLaunchIn starts socks5d in dir, without waiting for it: a
+// server started on built-in defaults keeps its state in ./data, so a
+// restart must run in the same directory.
 func persistLaunchIn(t *testing.T, dir string, args ...string) *lcProc {
 	t.Helper()
-	args = append(args, "-l", "127.0.0.1", "-p", "0", "-L", "127.0.0.1", "-P", "0")
-	cmd := exec.Command(socks5dBinary(t), args...)
-	cmd.Dir = dir
-	cmd.Env = lcEnv()
-	p := &lcProc{cmd: cmd, log: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = p.log, p.stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("socks5d (pid %d) did not die", cmd.Process.Pid)
-			}
-		}
-		if t.Failed() {
-			t.Logf("socks5d log:\n%s", p.log)
-		}
-	})
-	return p
+	return launchLC(t, dir, 0, args...)
 }
 
 // persistStartIn is persistLaunchIn, then waits until the server says
 // where it listens.
 func persistStartIn(t *testing.T, dir string, args ...string) *lcProc {
 	t.Helper()
-	p := persistLaunchIn(t, dir, args...)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		log := p.log.String()
-		s, a := listenRE.FindStringSubmatch(log), lcPCTPListenRE.FindStringSubmatch(log)
-		if s != nil && a != nil {
-			p.socks, p.pctp = s[1], a[1]
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("socks5d exited at start-up: %v\n%s", p.err, p.log)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("socks5d never said where it listens:\n%s", p.log)
-	return nil
+	p := launchLC(t, dir, 0, args...)
+	p.waitListening(t)
+	return p
 }
 
 // persistAdmin logs in to p's admin port as admin/password.

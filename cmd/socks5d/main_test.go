@@ -92,13 +92,16 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
+// shippedConfig returns a copy of configs/proxy.yaml in a temporary
+// directory: the server keeps its data beside its config file, and a test
+// must not write into the source tree.
 func shippedConfig(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs("../../configs/proxy.yaml")
+	body, err := os.ReadFile("../../configs/proxy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return writeConfig(t, string(body))
 }
 
 var loopbackArgs = []string{"-l", "127.0.0.1", "-p", "0", "-P", "0"}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -68,6 +69,11 @@ type SOCKSConfig struct {
 	// DrainTimeout is how long a stopping server lets open connections
 	// finish before it closes them.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
+	// KeepAlive is TCP keep-alive on client and destination connections:
+	// 0 turns it on with the system's timing (one system call a
+	// connection), a positive value also sets the idle time and the
+	// interval between probes, a negative one turns it off.
+	KeepAlive time.Duration `koanf:"keepalive"`
 	// Bind configures the BIND command.
 	Bind BindConfig `koanf:"bind"`
 	// UDP configures the UDP ASSOCIATE command.
@@ -153,6 +159,7 @@ func defaults() map[string]any {
 		"socks.linger":            "60s",
 		"socks.idle_timeout":      "0s",
 		"socks.drain_timeout":     "30s",
+		"socks.keepalive":         "0s",
 		"pctp.address":            "127.0.0.1",
 		"pctp.port":               8080,
 		"metrics.enabled":         false,
@@ -460,4 +467,25 @@ func stageKey(chain []StageConfig, key string) (int, string) {
 		}
 	}
 	return -1, ""
+}
+
+// KeepAliveConfig is socks.keepalive as the net package takes it, for the
+// SOCKS listener and the dialer.
+func (c SOCKSConfig) KeepAliveConfig() net.KeepAliveConfig {
+	switch {
+	case c.KeepAlive < 0:
+		return net.KeepAliveConfig{Enable: false}
+	case c.KeepAlive == 0:
+		return net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
+	}
+	return net.KeepAliveConfig{Enable: true, Idle: c.KeepAlive, Interval: c.KeepAlive, Count: -1}
+}
+
+// ListenConfig is the SOCKS listener's configuration (keep-alive).
+func (c SOCKSConfig) ListenConfig() *net.ListenConfig {
+	lc := &net.ListenConfig{KeepAliveConfig: c.KeepAliveConfig()}
+	if !lc.KeepAliveConfig.Enable {
+		lc.KeepAlive = -1 // off, as net.ListenConfig spells it
+	}
+	return lc
 }

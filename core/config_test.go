@@ -162,3 +162,28 @@ func TestLoadConfigFindsDefaultFile(t *testing.T) {
 		t.Fatalf("source %q port %d", cfg.Source, cfg.SOCKS.Port)
 	}
 }
+
+func TestKeepAliveSetting(t *testing.T) {
+	for _, tt := range []struct {
+		value  time.Duration
+		enable bool
+		idle   time.Duration
+	}{
+		{0, true, -1}, // on, the system's timing
+		{30 * time.Second, true, 30 * time.Second},
+		{-time.Second, false, 0}, // off
+	} {
+		ka := SOCKSConfig{KeepAlive: tt.value}.KeepAliveConfig()
+		if ka.Enable != tt.enable || (tt.enable && ka.Idle != tt.idle) {
+			t.Errorf("keepalive %v: %+v", tt.value, ka)
+		}
+		lc := SOCKSConfig{KeepAlive: tt.value}.ListenConfig()
+		if !tt.enable && lc.KeepAlive >= 0 {
+			t.Errorf("keepalive %v: listener keep-alive not off", tt.value)
+		}
+	}
+	cfg, err := LoadConfig(LoadOptions{File: writeFile(t, "socks:\n  keepalive: 45s\n")})
+	if err != nil || cfg.SOCKS.KeepAlive != 45*time.Second {
+		t.Fatalf("socks.keepalive from a file: %v, %v", cfg, err)
+	}
+}

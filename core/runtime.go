@@ -133,7 +133,11 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		dataDir: cfg.DataDir,
 	}
 	r.sessions.init()
-	r.dialer = &net.Dialer{Control: r.control}
+	dialer := &net.Dialer{Control: r.control, KeepAliveConfig: cfg.SOCKS.KeepAliveConfig()}
+	if !dialer.KeepAliveConfig.Enable {
+		dialer.KeepAlive = -1 // off, as net.Dialer spells it
+	}
+	r.dialer = dialer
 	r.state = newState()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	users := newUsers()

@@ -182,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	socksLn, err := net.Listen("tcp", net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port)))
+	socksLn, err := cfg.SOCKS.ListenConfig().Listen(ctx, "tcp", net.JoinHostPort(cfg.SOCKS.Address, strconv.Itoa(cfg.SOCKS.Port)))
 	if err != nil {
 		return fmt.Errorf("SOCKS listener: %w", err)
 	}

@@ -94,11 +94,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(auth.Type)
-			if !ok {
-				t.Fatal("auth is not registered")
-			}
-			mw, err := info.New(mwtest.Params("auth", tt.cfg))
+			mw, err := mwtest.Build(t, auth.Type, mwtest.Params("auth", tt.cfg))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("New: err = %v, want %v", err, tt.wantErr)

@@ -41,11 +41,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(connlog.Type)
-			if !ok {
-				t.Fatal("connlog is not registered")
-			}
-			mw, err := info.New(mwtest.Params("connlog", tt.cfg))
+			mw, err := mwtest.Build(t, connlog.Type, mwtest.Params("connlog", tt.cfg))
 			if tt.wantErr != nil {
 				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return

@@ -42,11 +42,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(iobuf.Type)
-			if !ok {
-				t.Fatal("iobuf is not registered")
-			}
-			mw, err := info.New(mwtest.Params("iobuf", tt.cfg))
+			mw, err := mwtest.Build(t, iobuf.Type, mwtest.Params("iobuf", tt.cfg))
 			if tt.wantErr != nil {
 				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return

@@ -57,11 +57,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(limits.Type)
-			if !ok {
-				t.Fatal("limits is not registered")
-			}
-			mw, err := info.New(mwtest.Params("limits", tt.cfg))
+			mw, err := mwtest.Build(t, limits.Type, mwtest.Params("limits", tt.cfg))
 			if tt.wantErr != nil {
 				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return

@@ -60,11 +60,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(metrics.Type)
-			if !ok {
-				t.Fatal("metrics is not registered")
-			}
-			mw, err := info.New(mwtest.Params("metrics", tt.cfg))
+			mw, err := mwtest.Build(t, metrics.Type, mwtest.Params("metrics", tt.cfg))
 			if tt.wantErr != nil {
 				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return

@@ -44,11 +44,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, ok := middleware.Lookup(ratelimit.Type)
-			if !ok {
-				t.Fatal("ratelimit is not registered")
-			}
-			mw, err := info.New(mwtest.Params("ratelimit", tt.cfg))
+			mw, err := mwtest.Build(t, ratelimit.Type, mwtest.Params("ratelimit", tt.cfg))
 			if tt.wantErr != nil {
 				mwtest.ExpectError(t, err, tt.wantErr, tt.errHas...)
 				return

@@ -139,3 +139,14 @@ func ExpectError(t testing.TB, err error, is []error, mentions ...string) {
 		}
 	}
 }
+
+// Build builds a stage of the registered type typ with p and returns New's
+// error, for configuration tables that expect some to fail.
+func Build(t testing.TB, typ string, p middleware.Params) (middleware.Middleware, error) {
+	t.Helper()
+	info, ok := middleware.Lookup(typ)
+	if !ok {
+		t.Fatalf("stage type %q is not registered", typ)
+	}
+	return info.New(p)
+}

@@ -792,22 +792,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	// Open more connections than fit, each sending a greeting: those the
 	// server accepted answer it and then wait (handshake_timeout 60s), the
 	// rest wait in the listen queue unanswered.
-	conns := make([]net.Conn, 0, clients)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < clients; i++ {
-		c, err := net.DialTimeout("tcp", p.socks, 2*time.Second)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		conns = append(conns, c)
-		if _, err := c.Write([]byte{5, 1, 2}); err != nil {
-			t.Fatalf("greeting %d: %v", i, err)
-		}
-	}
+	conns := lcOpenGreeted(t, p.socks, clients, true)
 	exhaustedAt := time.Now()
 	var answered atomic.Int32
 	var wg sync.WaitGroup
@@ -856,7 +841,6 @@ func TestDescriptorExhaustion(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	conns = conns[:0]
 	freedAt := time.Now()
 	var recovered time.Duration
 	for {
@@ -930,20 +914,7 @@ func TestLowUlimitDefaultChainRefusesCleanly(t *testing.T) {
 	if !strings.Contains(p.log.String(), "limits") {
 		t.Skip("the default chain has no limits stage")
 	}
-	conns := make([]net.Conn, 0, clients)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < clients; i++ {
-		c, err := net.DialTimeout("tcp", p.socks, 2*time.Second)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		conns = append(conns, c)
-		_, _ = c.Write([]byte{5, 1, 2})
-	}
+	conns := lcOpenGreeted(t, p.socks, clients, false)
 	var answered, refused, hung atomic.Int32
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(2 * time.Second)
@@ -981,7 +952,6 @@ func TestLowUlimitDefaultChainRefusesCleanly(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	conns = conns[:0]
 	echo := lcEchoTarget(t)
 	var err error
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -994,4 +964,28 @@ func TestLowUlimitDefaultChainRefusesCleanly(t *testing.T) {
 	}
 	t.Logf("ulimit -n %d, default chain: %d of %d held connections served, %d refused at once, %d hung; %d \"accept failed\" lines",
 		limit, answered.Load(), clients, refused.Load(), hung.Load(), strings.Count(p.log.String(), "accept failed"))
+}
+
+// lcOpenGreeted opens n connections to addr, each sending a greeting, and
+// closes them when the test ends. With strict, a greeting that cannot be
+// written fails the test.
+func lcOpenGreeted(t *testing.T, addr string, n int, strict bool) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte{5, 1, 2}); err != nil && strict {
+			t.Fatalf("greeting %d: %v", i, err)
+		}
+	}
+	return conns
 }

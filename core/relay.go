@@ -85,17 +85,16 @@ func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTi
 		}()
 		downErr <- down.run()
 	}()
-	upErr := up.run()
-	if upErr != nil {
+	err := up.run()
+	if err != nil {
 		// Abort the other direction at once.
 		client.Close()
 		target.Close()
-		return errors.Join(upErr, <-downErr)
 	}
-	err := <-downErr
-	if err != nil {
+	if derr := <-downErr; derr != nil {
 		client.Close()
 		target.Close()
+		err = errors.Join(err, derr)
 	}
 	return err
 }
@@ -260,9 +259,11 @@ func (d *direction) rearm(err error) bool {
 	return true
 }
 
-// readiness waits for a conn to become readable without reading from it.
-// It works on the conn's socket, looking through wrappers that declare
-// middleware.ReadThrough; for a conn with no socket it does not wait.
+// readiness waits on a conn's socket until it is readable, holding nothing
+// meanwhile: wait only reports how many bytes are queued, read also reads
+// them into a buffer taken at that moment. It looks through wrappers that
+// declare middleware.ReadThrough; for a conn with no socket wait does not
+// wait and read is not available.
 type readiness struct {
 	rc syscall.RawConn
 	// fn is the RawConn.Read callback, made once per direction (no

@@ -42,11 +42,8 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		h.release()
 		return err
 	}
-	early := append([]byte(nil), h.buffered()...)
+	early := append([]byte(nil), h.buffered()...) // bytes the client sent past its request
 	h.release()
-	if len(early) == 0 {
-		early = nil
-	}
 	defer target.Close()
 	stop := context.AfterFunc(ctx, func() { target.Close() })
 	defer stop()

@@ -17,7 +17,8 @@ import (
 	"github.com/socks5d/socks5d/middleware"
 )
 
-// Settings are the engine's own per-connection settings.
+// Settings are the engine's own settings: per-connection timeouts, the
+// drain at shutdown, BIND and UDP ASSOCIATE.
 type Settings struct {
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
@@ -76,9 +77,6 @@ func (d *Draft) DeleteUser(name string) error {
 	delete(d.users.m, name)
 	return nil
 }
-
-// Users returns the draft's users, sorted by name.
-func (d *Draft) Users() []middleware.User { return d.users.List() }
 
 // Runtime holds the live Snapshot and serialises every change to it.
 type Runtime struct {
@@ -180,14 +178,7 @@ func (r *Runtime) Update(fn func(*Draft) error) error {
 // caller holds r.mu.
 func (r *Runtime) commit(fn func(*Draft, *State) error, st *State) (*Snapshot, error) {
 	old := r.snap.Load()
-	d := &Draft{
-		Settings: old.Settings,
-		users:    old.Users.clone(),
-		Chain:    make([]StageConfig, len(old.Stages)),
-	}
-	for i, st := range old.Stages {
-		d.Chain[i] = cloneStage(st.StageConfig)
-	}
+	d := &Draft{Settings: old.Settings, users: old.Users.clone(), Chain: cloneChain(stageConfigs(old.Stages))}
 	if err := fn(d, st); err != nil {
 		return nil, err
 	}

@@ -66,16 +66,11 @@ func (t *terminal) bind(ctx context.Context, s *middleware.Session, h *hsReader)
 	dest := s.Target
 	var expected, resolved []netip.Addr
 	if dest.Name != "" {
-		rctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
-		addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", dest.Name)
-		cancel()
+		addrs, err := t.lookup(ctx, dest.Name)
 		if err != nil {
 			return fail(replyFor(err), err)
 		}
-		for _, a := range addrs {
-			expected = append(expected, a.Unmap().WithZone(""))
-		}
-		resolved = addrs
+		expected, resolved = addrs, addrs
 	} else {
 		a := dest.Addr.Unmap().WithZone("")
 		if !a.IsValid() || a.IsUnspecified() {

@@ -599,13 +599,7 @@ func (a *association) resolve(name []byte) *udpName {
 		return e
 	}
 	e := &udpName{name: string(name)}
-	ctx, cancel := context.WithTimeout(a.ctx, a.t.settings.ConnectTimeout)
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", e.name)
-	cancel()
-	if err == nil && len(addrs) > 0 {
-		for i := range addrs {
-			addrs[i] = addrs[i].Unmap()
-		}
+	if addrs, err := a.t.lookup(a.ctx, e.name); err == nil && len(addrs) > 0 {
 		e.addrs, e.expires = addrs, now.Add(udpNameTTL)
 	} else {
 		e.expires = now.Add(udpNameFailTTL)

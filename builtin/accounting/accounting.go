@@ -5,8 +5,6 @@ package accounting
 import (
 	"context"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -26,42 +24,15 @@ func init() {
 // Config is the stage's entry in the chain list. The stage has no settings.
 type Config struct{}
 
-// counters is the state that outlives a rebuild of the chain. The byte
-// counters themselves live on the sessions (atomics updated by the relay);
-// the mutex guards only the set of live sessions and the closed total, and
-// is taken twice per connection, never per byte.
+// counters is the state that outlives a rebuild of the chain: the
+// sessions' tally and when counting began.
 type counters struct {
 	created time.Time
-	total   atomic.Int64      // connections accepted
-	byReply [256]atomic.Int64 // connections by REP code sent
-	mu      sync.Mutex        // guards live and closed
-	live    map[*middleware.Session]struct{}
-	closed  int64 // bytes relayed by sessions that have ended
+	tally   *middleware.Tally
 }
 
 func newCounters() *counters {
-	return &counters{created: time.Now(), live: make(map[*middleware.Session]struct{})}
-}
-
-// open counts the connection before registering it, so a reader never sees
-// more current connections than total ones.
-func (c *counters) open(s *middleware.Session) {
-	c.total.Add(1)
-	c.mu.Lock()
-	c.live[s] = struct{}{}
-	c.mu.Unlock()
-}
-
-// close moves the session's bytes from the live sum to the closed total in
-// one step, so total_bytes_proxied never counts them twice or not at all.
-func (c *counters) close(s *middleware.Session) {
-	c.mu.Lock()
-	delete(c.live, s)
-	c.closed += s.Bytes()
-	c.mu.Unlock()
-	if s.ReplySent {
-		c.byReply[s.Reply].Add(1)
-	}
+	return &counters{created: time.Now(), tally: middleware.NewTally()}
 }
 
 // stage is immutable after New.
@@ -87,8 +58,8 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 // after next, however next ends (a panic included, so no session leaks).
 func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
-		st.state.open(s)
-		defer st.state.close(s)
+		st.state.tally.Begin(s)
+		defer st.state.tally.End(s)
 		return next.ServeConn(ctx, s)
 	})
 }
@@ -98,27 +69,17 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 // connections_by_reply.<code> per reply code seen, by code, follow.
 func (st *stage) Stats() []middleware.Stat {
 	c := st.state
-	c.mu.Lock()
-	current := int64(len(c.live))
-	var liveBytes int64
-	for s := range c.live {
-		liveBytes += s.Bytes()
-	}
-	closed := c.closed
-	c.mu.Unlock()
-
+	t := c.tally.Snapshot()
 	stats := make([]middleware.Stat, 0, 8)
 	stats = append(stats,
-		middleware.Stat{Key: "current_connections", Value: current},
-		middleware.Stat{Key: "total_connections", Value: c.total.Load()},
-		middleware.Stat{Key: "current_bytes_proxied", Value: liveBytes},
-		middleware.Stat{Key: "total_bytes_proxied", Value: closed + liveBytes},
+		middleware.Stat{Key: "current_connections", Value: t.Open},
+		middleware.Stat{Key: "total_connections", Value: t.Total},
+		middleware.Stat{Key: "current_bytes_proxied", Value: t.LiveUp + t.LiveDown},
+		middleware.Stat{Key: "total_bytes_proxied", Value: t.Up + t.Down},
 		middleware.Stat{Key: "uptime_seconds", Value: int64(time.Since(c.created) / time.Second)},
 	)
-	for code := range c.byReply {
-		if n := c.byReply[code].Load(); n > 0 {
-			stats = append(stats, middleware.Stat{Key: "connections_by_reply." + strconv.Itoa(code), Value: n})
-		}
-	}
+	c.tally.Replies(func(code middleware.Reply, n int64) {
+		stats = append(stats, middleware.Stat{Key: "connections_by_reply." + strconv.Itoa(int(code)), Value: n})
+	})
 	return stats
 }

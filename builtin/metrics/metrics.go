@@ -141,7 +141,7 @@ func latencyBounds(buckets []middleware.Duration) ([]time.Duration, error) {
 func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
 		s.Dialer = &timedDialer{next: s.Dialer, h: st.latency, now: st.now}
-		st.state.begin(s)
+		st.state.tally.Begin(s)
 		defer st.end(s)
 		return next.ServeConn(ctx, s)
 	})
@@ -150,12 +150,7 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 // end records a finished session: its bytes, reply, duration and user.
 func (st *stage) end(s *middleware.Session) {
 	c := st.state
-	up, down := c.finish(s)
-	if s.ReplySent {
-		c.byReply[s.Reply].Add(1)
-	} else {
-		c.noReply.Add(1)
-	}
+	up, down := c.tally.End(s)
 	if s.AuthState == middleware.AuthFailed {
 		c.authFailed.Add(1)
 	}
@@ -210,7 +205,8 @@ func (d *timedDialer) DialContext(ctx context.Context, network, address string) 
 // relayed each way (live), and how many users are tracked one by one.
 func (st *stage) Stats() []middleware.Stat {
 	hs := st.latency.snapshot()
-	up, down := st.state.bytes()
+	t := st.state.tally.Snapshot()
+	up, down := t.Up, t.Down
 	return []middleware.Stat{
 		{Key: "connect_latency_ms.p50", Value: millis(hs.quantile(0.5))},
 		{Key: "connect_latency_ms.p99", Value: millis(hs.quantile(0.99))},

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // descs describes the metrics of one stage. They carry a constant label
@@ -57,18 +59,16 @@ func (st *stage) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(v), labels...)
 	}
 
-	for code := range c.byReply {
-		if n := c.byReply[code].Load(); n > 0 {
-			counter(d.conns, n, strconv.Itoa(code))
-		}
-	}
-	if n := c.noReply.Load(); n > 0 {
+	c.tally.Replies(func(code middleware.Reply, n int64) {
+		counter(d.conns, n, strconv.Itoa(int(code)))
+	})
+	if n := c.tally.NoReply(); n > 0 {
 		counter(d.conns, n, "none")
 	}
-	gauge(d.open, c.open.Load())
-	up, down := c.bytes()
-	counter(d.bytes, up, "up")
-	counter(d.bytes, down, "down")
+	t := c.tally.Snapshot()
+	gauge(d.open, t.Open)
+	counter(d.bytes, t.Up, "up")
+	counter(d.bytes, t.Down, "down")
 	counter(d.authFailed, c.authFailed.Load())
 	for _, h := range [...]struct {
 		desc *prometheus.Desc

@@ -197,19 +197,13 @@ func (u *users) entries() []*userEntry {
 }
 
 // state is what outlives a rebuild of the chain, kept in the shared pool
-// under the stage's name. Counters are atomics; mu guards only the set of
-// live sessions and the bytes of the closed ones, and is taken twice per
-// connection (as it starts and as it ends), never per byte.
+// under the stage's name. The tally counts sessions, reply codes and bytes
+// (open sessions included); the rest are atomics or guarded by their own
+// mutex.
 type state struct {
-	open       atomic.Int64
-	byReply    [256]atomic.Int64 // connections by the REP code sent
-	noReply    atomic.Int64      // connections that ended before any reply
+	tally      *middleware.Tally
 	authFailed atomic.Int64
 	duration   *histogram
-
-	mu                   sync.Mutex
-	live                 map[*middleware.Session]struct{}
-	closedUp, closedDown int64
 
 	latMu   sync.Mutex
 	latency map[string]*histogram // by bucket layout; see latencyHistogram
@@ -219,8 +213,8 @@ type state struct {
 
 func newState() *state {
 	return &state{
+		tally:    middleware.NewTally(),
 		duration: newHistogram(durationBuckets),
-		live:     make(map[*middleware.Session]struct{}),
 		latency:  make(map[string]*histogram),
 		users:    users{m: make(map[string]*userEntry), other: userEntry{label: OtherUser}},
 	}
@@ -244,39 +238,4 @@ func (c *state) latencyHistogram(bounds []time.Duration) *histogram {
 		c.latency[key] = h
 	}
 	return h
-}
-
-// begin registers a session as live, so its bytes count while it runs.
-func (c *state) begin(s *middleware.Session) {
-	c.open.Add(1)
-	c.mu.Lock()
-	c.live[s] = struct{}{}
-	c.mu.Unlock()
-}
-
-// finish moves the session's bytes from the live sum to the closed totals
-// in one step, so the totals never count them twice or not at all, and
-// returns them.
-func (c *state) finish(s *middleware.Session) (up, down int64) {
-	c.mu.Lock()
-	delete(c.live, s)
-	up, down = s.Up.Load(), s.Down.Load()
-	c.closedUp += up
-	c.closedDown += down
-	c.mu.Unlock()
-	c.open.Add(-1)
-	return up, down
-}
-
-// bytes returns the bytes relayed each way since start-up, the live
-// sessions' included.
-func (c *state) bytes() (up, down int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	up, down = c.closedUp, c.closedDown
-	for s := range c.live {
-		up += s.Up.Load()
-		down += s.Down.Load()
-	}
-	return up, down
 }

@@ -218,3 +218,20 @@ type User struct {
 	Name string
 	Role Role
 }
+
+// ClientGroup groups a client address with the neighbours an attacker is
+// likely to hold too, for counting failures per source: the address itself
+// for IPv4 (IPv4-mapped IPv6 included), its /64 for IPv6. An invalid
+// address falls in one shared group (the zero Prefix).
+func ClientGroup(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}

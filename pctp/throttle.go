@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // DefaultLoginDelay is the delay before checking a login from an address
@@ -50,31 +52,16 @@ func newFailureTracker(max int, ttl time.Duration) *failureTracker {
 	return &failureTracker{m: map[netip.Prefix]*failures{}, max: max, ttl: ttl, now: time.Now}
 }
 
-// trackKey groups an address with its neighbours an attacker is likely to
-// hold too: the address itself for IPv4, its /64 for IPv6.
-func trackKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, err := a.Prefix(bits)
-	if err != nil { // invalid address: one shared bucket
-		return netip.Prefix{}
-	}
-	return p
-}
-
 // count returns the recent failures from a.
 func (t *failureTracker) count(a netip.Addr) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, ok := t.m[trackKey(a)]
+	f, ok := t.m[middleware.ClientGroup(a)]
 	if !ok {
 		return 0
 	}
 	if t.now().Sub(f.last) > t.ttl {
-		delete(t.m, trackKey(a))
+		delete(t.m, middleware.ClientGroup(a))
 		return 0
 	}
 	return f.n
@@ -85,7 +72,7 @@ func (t *failureTracker) fail(a netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	k := trackKey(a)
+	k := middleware.ClientGroup(a)
 	f, ok := t.m[k]
 	if ok && now.Sub(f.last) > t.ttl {
 		f.n = 0
@@ -105,7 +92,7 @@ func (t *failureTracker) fail(a netip.Addr) {
 func (t *failureTracker) reset(a netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, trackKey(a))
+	delete(t.m, middleware.ClientGroup(a))
 }
 
 // evict makes room: it drops expired entries and, if none had expired, the

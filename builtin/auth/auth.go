@@ -265,7 +265,7 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 	a.logFailure(user, f.banned)
 	if f.newBan > 0 {
 		a.log.Warn("address banned", "listener", "socks", "client_ip", a.client.String(),
-			"group", guardKey(a.client).String(), "for", f.newBan.String(),
+			"group", middleware.ClientGroup(a.client).String(), "for", f.newBan.String(),
 			"until", f.until.UTC().Format(time.RFC3339))
 	}
 	return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)

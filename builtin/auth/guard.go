@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // maxTracked bounds the addresses the guard remembers.
@@ -51,22 +53,6 @@ func newGuard() *guard {
 	return &guard{now: time.Now, max: maxTracked, m: make(map[netip.Prefix]*entry)}
 }
 
-// guardKey groups an address with the neighbours an attacker is likely to
-// hold too: the address itself for IPv4 (IPv4-mapped IPv6 included), its
-// /64 for IPv6. An invalid address falls in one shared group.
-func guardKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
-}
-
 // lookup returns the live entry of k, forgetting it if it has expired.
 // Called with the lock held.
 func (g *guard) lookup(k netip.Prefix, now time.Time) *entry {
@@ -86,7 +72,7 @@ func (g *guard) banned(a netip.Addr) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	e := g.lookup(guardKey(a), now)
+	e := g.lookup(middleware.ClientGroup(a), now)
 	return e != nil && now.Before(e.bannedUntil)
 }
 
@@ -106,7 +92,7 @@ func (g *guard) fail(a netip.Addr, pol policy) failure {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	k := guardKey(a)
+	k := middleware.ClientGroup(a)
 	e := g.lookup(k, now)
 	if e == nil {
 		if len(g.m) >= g.max {

@@ -78,8 +78,8 @@ func TestGuardKey(t *testing.T) {
 		{"2001:db8:1:2::1%eth0", "2001:db8:1:2::7"},
 	}
 	for _, tt := range tests {
-		if ka, kb := guardKey(netip.MustParseAddr(tt.a)), guardKey(netip.MustParseAddr(tt.b)); ka != kb {
-			t.Errorf("guardKey(%s) = %s, guardKey(%s) = %s; want the same group", tt.a, ka, tt.b, kb)
+		if ka, kb := middleware.ClientGroup(netip.MustParseAddr(tt.a)), middleware.ClientGroup(netip.MustParseAddr(tt.b)); ka != kb {
+			t.Errorf("ClientGroup(%s) = %s, middleware.ClientGroup(%s) = %s; want the same group", tt.a, ka, tt.b, kb)
 		}
 	}
 	differ := []struct{ a, b string }{
@@ -88,12 +88,12 @@ func TestGuardKey(t *testing.T) {
 		{"::ffff:192.0.2.1", "::192.0.2.1"},
 	}
 	for _, tt := range differ {
-		if ka, kb := guardKey(netip.MustParseAddr(tt.a)), guardKey(netip.MustParseAddr(tt.b)); ka == kb {
-			t.Errorf("guardKey(%s) = guardKey(%s) = %s; want different groups", tt.a, tt.b, ka)
+		if ka, kb := middleware.ClientGroup(netip.MustParseAddr(tt.a)), middleware.ClientGroup(netip.MustParseAddr(tt.b)); ka == kb {
+			t.Errorf("ClientGroup(%s) = ClientGroup(%s) = %s; want different groups", tt.a, tt.b, ka)
 		}
 	}
-	if k := guardKey(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")); k.String() != "2001:db8:1:2::/64" {
-		t.Errorf("guardKey = %s, want 2001:db8:1:2::/64", k)
+	if k := middleware.ClientGroup(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")); k.String() != "2001:db8:1:2::/64" {
+		t.Errorf("ClientGroup = %s, want 2001:db8:1:2::/64", k)
 	}
 }
 
@@ -300,7 +300,7 @@ func TestGuardBounded(t *testing.T) {
 	}
 	g.mu.Lock()
 	for i := range 10 {
-		_, ok := g.m[guardKey(addr(i))]
+		_, ok := g.m[middleware.ClientGroup(addr(i))]
 		if want := i >= 6; ok != want {
 			t.Errorf("address %d tracked = %v, want %v (the newest kept)", i, ok, want)
 		}

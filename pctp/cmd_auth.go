@@ -2,6 +2,7 @@ package pctp
 
 import (
 	"context"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/socks5d/socks5d/middleware"

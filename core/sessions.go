@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -120,15 +121,7 @@ func (t *sessionTable) list(now time.Time) []middleware.SessionInfo {
 		ls.sampleAt, ls.sampleBytes = now, up+down
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b middleware.SessionInfo) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b middleware.SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

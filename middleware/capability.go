@@ -178,13 +178,3 @@ type Pacer interface {
 	// destination) or down (destination to client), and takes them.
 	AllowBytes(up bool, n int) bool
 }
-
-// Reopener is implemented by a stage that appends to a file which log
-// rotation may move away (the connection log). ReopenFiles makes it close
-// that file and open a new one under the same name before it next writes,
-// so that after `mv file file.1` and a signal, records go to a new file.
-// The server calls it on SIGHUP, whether or not the reload that follows
-// succeeds. It must not block.
-type Reopener interface {
-	ReopenFiles()
-}

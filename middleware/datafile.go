@@ -37,3 +37,13 @@ func OpenDataFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Reopener is implemented by a stage that appends to a file which log
+// rotation may move away (the connection log). ReopenFiles makes it close
+// that file and open a new one under the same name before it next writes,
+// so that after `mv file file.1` and a signal, records go to a new file.
+// The server calls it on SIGHUP, whether or not the reload that follows
+// succeeds. It must not block.
+type Reopener interface {
+	ReopenFiles()
+}

@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, key := range skipped {
 		logger.Warn("saved setting not applied: its stage is not in the chain", "key", key, "state", statePath)
 	}
-	if *check { // a check writes nothing (but the probe it removed)
+	if *check { // a check writes nothing
 		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
 		return nil
 	}

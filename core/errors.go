@@ -49,6 +49,9 @@ var (
 
 	// ErrState is wrapped by every error about the saved state.
 	ErrState = errors.New("core: state")
+	// ErrDataDir: the data directory cannot be used safely: it cannot be
+	// created or written, or others may write in it.
+	ErrDataDir = errors.New("core: unusable data directory")
 
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("core: bad configuration")

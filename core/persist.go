@@ -1,6 +1,10 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/socks5d/socks5d/middleware"
+)
 
 // Persistence: what administrators change (users, settings, list
 // settings) is kept by a Store and laid over the configuration at start-up
@@ -51,6 +55,18 @@ func (r *Runtime) change(fn func(*Draft, *State) error) error {
 	r.state = st
 	r.install(s)
 	return nil
+}
+
+// ReopenFiles asks every stage of the live chain that appends to a file
+// (middleware.Reopener: the connection log) to reopen it, so that a file
+// moved away by log rotation is left alone and a new one is started under
+// the configured name. The server calls it on SIGHUP; it never waits.
+func (r *Runtime) ReopenFiles() {
+	for _, st := range r.snap.Load().Stages {
+		if ro, ok := st.Middleware.(middleware.Reopener); ok {
+			ro.ReopenFiles()
+		}
+	}
 }
 
 // Close releases what the runtime's stages share (a log file's writer

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // Store keeps what administrators change at run time (users, settings,
@@ -38,14 +41,16 @@ var _ Store = (*FileStore)(nil)
 // 0700, on the first save).
 func NewFileStore(path string) *FileStore { return &FileStore{Path: path} }
 
-// Load reads the state file; a missing file is an empty state.
+// Load reads the state file; a missing file is an empty state. A state
+// file that is a symbolic link is refused (the error wraps
+// middleware.ErrSymlink), never read through.
 func (f *FileStore) Load() (*State, error) {
-	data, err := os.ReadFile(f.Path)
+	data, err := readDataFile(f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return newState(), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: state file %s: %v", ErrState, f.Path, err)
+		return nil, fmt.Errorf("%w: state file %s: %w", ErrState, f.Path, err)
 	}
 	st := newState()
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -59,7 +64,10 @@ func (f *FileStore) Load() (*State, error) {
 	return st, st.valid(f.Path)
 }
 
-// Save writes the state atomically and durably.
+// Save writes the state atomically and durably. The temporary file is
+// created with O_CREATE|O_EXCL under a random name, so a link planted in
+// its place is never written through; the rename then replaces the state
+// file's name itself (a link there included), never what a link points to.
 func (f *FileStore) Save(st *State) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -102,6 +110,16 @@ func (f *FileStore) Save(st *State) error {
 		return fmt.Errorf("%w: syncing %s: %v", ErrState, dir, err)
 	}
 	return nil
+}
+
+// readDataFile reads a whole file without following a link in its place.
+func readDataFile(name string) ([]byte, error) {
+	file, err := middleware.OpenDataFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return io.ReadAll(file)
 }
 
 // RemoveStale deletes temporary files that a save interrupted by a crash

@@ -4,6 +4,13 @@ import "errors"
 
 // Sentinel errors.
 var (
+	// ErrSymlink is wrapped by OpenDataFile when the file is a symbolic
+	// link: a link planted among the server's files is never written
+	// (or read) through.
+	ErrSymlink = errors.New("middleware: refusing to open a symbolic link in place of a data file")
+	// ErrNotRegular is wrapped by OpenDataFile when the file is not a
+	// regular file (a FIFO, a device, a directory).
+	ErrNotRegular = errors.New("middleware: not a regular file")
 	// ErrBadCredentials is returned by an Authenticator for a wrong user
 	// name or password.
 	ErrBadCredentials = errors.New("middleware: bad credentials")

@@ -1,5 +1,5 @@
 // Package pctp implements PCTP, the proxy's administration protocol (see
-// PCTP.md): a line-based text protocol over TCP, modelled on POP3, used to
+// docs/PCTP.md): a line-based text protocol over TCP, modelled on POP3, used to
 // watch the proxy (STATS, LOGS) and to change it while it runs (users, IO
 // buffer size, middleware settings).
 //

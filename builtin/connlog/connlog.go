@@ -121,6 +121,7 @@ var (
 	_ middleware.Middleware  = (*stage)(nil)
 	_ middleware.LogSource   = (*stage)(nil)
 	_ middleware.StatsSource = (*stage)(nil)
+	_ middleware.Reopener    = (*stage)(nil)
 )
 
 // New builds the stage from p. It is registered as the "connlog" type. It
@@ -184,6 +185,11 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 		return err
 	})
 }
+
+// ReopenFiles implements middleware.Reopener: the writer closes the file
+// it appends to, and the next record opens the configured name again (a
+// new file, if log rotation moved the old one away). It never waits.
+func (st *stage) ReopenFiles() { st.state.w.reopenFile() }
 
 // Records implements middleware.LogSource: up to n records, newest first;
 // n <= 0 or more than are held returns all of them.

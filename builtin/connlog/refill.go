@@ -21,10 +21,11 @@ const (
 
 // readNewest returns up to n records from out's file and then its rotated
 // files, newest first, with the number of lines it skipped as corrupt. A
-// missing file is not an error: there is nothing to read yet.
+// missing file is not an error: there is nothing to read yet. A file that
+// is a symbolic link is not read (the error wraps middleware.ErrSymlink).
 func readNewest(out *fileConfig, n int) (recs []middleware.Record, corrupt int64, err error) {
 	for i := 0; i <= out.keep && len(recs) < n; i++ {
-		f, err := os.Open(rotated(out.path, i))
+		f, err := middleware.OpenDataFile(rotated(out.path, i), os.O_RDONLY, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			if i == 0 {
 				continue // rotated, and stopped before a new file was made

@@ -33,6 +33,8 @@ const (
 )
 
 // item is one record on its way to the file, with the file it goes to.
+// An item without a file (out nil) carries no record: it wakes the
+// writer to close its file after reopen was asked for.
 type item struct {
 	rec middleware.Record
 	out *fileConfig
@@ -58,6 +60,10 @@ type writer struct {
 
 	// stall, when set, is called before each record is written (tests).
 	stall atomic.Pointer[func()]
+
+	// reopen asks the goroutine to close its file, so that the next
+	// record opens the file's name afresh (after log rotation moved it).
+	reopen atomic.Bool
 
 	// Owned by the goroutine.
 	logger  hclog.Logger
@@ -127,9 +133,44 @@ func (w *writer) close() error {
 	return w.err
 }
 
+// reopenFile makes the writer close its file and open the file's name
+// again at the next record: after `mv connections.jsonl
+// connections.jsonl.1`, new records go to a new connections.jsonl, not to
+// the moved file. It never waits: the goroutine, if running, is woken to
+// close the moved file now (if the queue is full, it does so before the
+// next record it takes).
+func (w *writer) reopenFile() {
+	w.reopen.Store(true)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed || w.ch == nil {
+		return
+	}
+	select {
+	case w.ch <- item{}:
+	default:
+	}
+}
+
+// reopenIfAsked closes the file if reopen was asked for since it was
+// opened; the next record opens it again.
+func (w *writer) reopenIfAsked() {
+	if !w.reopen.Swap(false) || w.f == nil {
+		return
+	}
+	w.logger.Debug("reopening the connection log", "file", w.cur.path)
+	if err := w.closeFile(); err != nil {
+		w.logger.Error("closing the connection log failed", "file", w.cur.path, "error", err)
+	}
+}
+
 func (w *writer) loop(ch <-chan item) {
 	defer close(w.exited)
 	for it := range ch {
+		w.reopenIfAsked()
+		if it.out == nil {
+			continue // only a wake-up
+		}
 		if h := w.stall.Load(); h != nil {
 			(*h)()
 		}
@@ -230,13 +271,14 @@ func (w *writer) fail(op string, err error) {
 }
 
 // open opens (or creates, mode 0600, in a directory created 0700) the
-// current file for appending. A last line cut short by a crash is ended,
-// so the next record starts on a line of its own.
+// current file for appending, never through a symbolic link (see
+// middleware.OpenDataFile). A last line cut short by a crash is ended, so
+// the next record starts on a line of its own.
 func (w *writer) open() error {
 	if err := os.MkdirAll(filepath.Dir(w.cur.path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(w.cur.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := middleware.OpenDataFile(w.cur.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}

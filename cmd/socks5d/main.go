@@ -157,6 +157,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// The data directory is created (0700) at start, and refused when
+	// others may write in it; a check leaves nothing behind.
+	prepareDataDir := core.PrepareDataDir
+	if *check {
+		prepareDataDir = core.CheckDataDir
+	}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return usageError{err}
+	}
 	statePath := filepath.Join(cfg.DataDir, "state.json")
 	store := core.NewFileStore(statePath)
 	skipped, err := rt.UseStore(store)
@@ -247,6 +256,9 @@ wait:
 				logger.Info("signal received; stopping", "signal", sig.String())
 				break wait
 			}
+			// Log rotation moved the files away and signalled: reopen
+			// them even if the reload below is rejected.
+			rt.ReopenFiles()
 			before := rt.Users()
 			next, err := load()
 			if err == nil {

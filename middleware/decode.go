@@ -153,11 +153,24 @@ func (s Size) String() string { return strconv.FormatInt(int64(s), 10) }
 // without a unit is refused, 0 alone excepted.
 type Duration time.Duration
 
+// ValueError is a configuration value that cannot be read, with the
+// reason; it is ErrBadValue (errors.Is). Its text does not repeat the
+// sentinel's, so a caller may put it after the key it names.
+type ValueError struct {
+	Value  string // the value as written
+	Reason string // e.g. "is a number without a unit; write 10s"
+}
+
+func (e *ValueError) Error() string { return fmt.Sprintf("%q %s", e.Value, e.Reason) }
+
+// Is reports whether target is ErrBadValue.
+func (e *ValueError) Is(target error) bool { return target == ErrBadValue }
+
 // ParseDuration parses a duration as the configuration file, the
 // environment and PCTP CONFIG write it: a Go duration with a unit ("10s",
 // "1m30s", "500ms", "-1s"), or 0. A number without a unit (10, 1.5, 1e300)
 // is refused with a hint ("write 10s") rather than read in nanoseconds or
-// seconds. Errors wrap ErrBadValue; the caller checks the range.
+// seconds. Errors are *ValueError; the caller checks the range.
 func ParseDuration(s string) (time.Duration, error) {
 	t := strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(t, 64); err == nil || errors.Is(err, strconv.ErrRange) {
@@ -165,13 +178,13 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, nil
 		}
 		if strings.ContainsAny(t, "eEinfINFxX") || err != nil {
-			return 0, fmt.Errorf("%w: %q is a number without a unit (write a duration such as 10s, 1m30s, 500ms)", ErrBadValue, s)
+			return 0, &ValueError{s, "is a number without a unit (write a duration such as 10s, 1m30s, 500ms)"}
 		}
-		return 0, fmt.Errorf("%w: %q is a number without a unit; write %ss (or ms, m, h)", ErrBadValue, s, t)
+		return 0, &ValueError{s, "is a number without a unit; write " + t + "s (or ms, m, h)"}
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %q is not a duration (e.g. 10s, 1m30s, 500ms)", ErrBadValue, s)
+		return 0, &ValueError{s, "is not a duration (e.g. 10s, 1m30s, 500ms)"}
 	}
 	return d, nil
 }
@@ -190,7 +203,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if v < 0 {
-		return fmt.Errorf("%w: %q is negative", ErrBadValue, str)
+		return &ValueError{str, "is negative"}
 	}
 	*d = Duration(v)
 	return nil

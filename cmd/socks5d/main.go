@@ -166,6 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, key := range skipped {
 		logger.Warn("saved setting not applied: its stage is not in the chain", "key", key, "state", statePath)
 	}
+	for _, w := range core.StartupWarnings(cfg, statePath) {
+		logger.Warn(w.Msg, w.Args...)
+	}
 	if *check { // a check writes nothing
 		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
 		return nil

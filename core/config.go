@@ -328,7 +328,7 @@ func (c *Config) validate() error {
 		"socks.udp.idle_timeout":  c.SOCKS.UDP.IdleTimeout,
 	} {
 		if err := durationRuleOf(key).check(d); err != nil {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
+			return &KeyError{Key: key, Err: err}
 		}
 	}
 	if err := c.SOCKS.Bind.validate(); err != nil {
@@ -342,7 +342,7 @@ func (c *Config) validate() error {
 		"socks.udp.per_user":         c.SOCKS.UDP.PerUser,
 	} {
 		if n > maxUDPAssociations {
-			return fmt.Errorf("%w: %s: %d is out of range 0-%d", ErrConfig, key, n, maxUDPAssociations)
+			return keyError(key, "%d is out of range 0-%d", n, maxUDPAssociations)
 		}
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
@@ -373,7 +373,7 @@ const maxUDPAssociations = 1 << 20
 
 func validPort(key string, p int) error {
 	if p < 0 || p > 65535 {
-		return fmt.Errorf("%w: %s: %d is out of range 0-65535", ErrConfig, key, p)
+		return keyError(key, "%d is out of range 0-65535", p)
 	}
 	return nil
 }
@@ -410,7 +410,7 @@ func (c *Config) validateListeners() error {
 	for i, a := range ls {
 		for _, b := range ls[:i] {
 			if a.port != 0 && a.port == b.port && addressesOverlap(a.address, b.address) {
-				return fmt.Errorf("%w: %s.port: %d is also %s.port on an overlapping address (%q, %q): each listener needs its own port", ErrConfig, a.name, a.port, b.name, a.address, b.address)
+				return keyError(a.name+".port", "%d is also %s.port on an overlapping address (%q, %q): each listener needs its own port", a.port, b.name, a.address, b.address)
 			}
 		}
 	}
@@ -422,7 +422,7 @@ func (c *Config) validateListeners() error {
 // such as 127.0.0.300, is refused rather than sent to DNS at start.
 func validListenAddress(key, a string) error {
 	if _, err := listenAddr(a); err != nil {
-		return fmt.Errorf("%w: %s: %q is not an IP address (want e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost, without brackets or port; empty listens on every address)", ErrConfig, key, a)
+		return keyError(key, "%q is not an IP address (want e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost, without brackets or port; empty listens on every address)", a)
 	}
 	return nil
 }
@@ -467,7 +467,7 @@ func ParseLevel(s string) (hclog.Level, error) {
 	}
 	l := hclog.LevelFromString(s)
 	if l == hclog.NoLevel {
-		return 0, fmt.Errorf("%w: log.level: want DEBUG, INFO, WARN, ERROR or NONE, got %q", ErrConfig, s)
+		return 0, keyError("log.level", "want DEBUG, INFO, WARN, ERROR or NONE, got %q", s)
 	}
 	return l, nil
 }

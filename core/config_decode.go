@@ -46,11 +46,29 @@ func decodeConfig(raw map[string]any, cfg *Config) error {
 	return nil
 }
 
+// KeyError is a configuration error about one key; it is ErrConfig
+// (errors.Is), and errors.As finds the key, so a caller can tell which
+// source set it (cmd names the flag) without reading the message.
+type KeyError struct {
+	Key string // "socks.port", "users[0].password"
+	Err error  // why
+}
+
+func (e *KeyError) Error() string { return ErrConfig.Error() + ": " + e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns ErrConfig and the reason.
+func (e *KeyError) Unwrap() []error { return []error{ErrConfig, e.Err} }
+
+// keyError builds a *KeyError from a format.
+func keyError(key, format string, args ...any) error {
+	return &KeyError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
 // decodeError names the key of the first value that could not be decoded.
 func decodeError(err error) error {
 	var de *mapstructure.DecodeError
 	if errors.As(err, &de) && de.Name() != "" {
-		return fmt.Errorf("%w: %s: %w", ErrConfig, de.Name(), de.Unwrap())
+		return &KeyError{Key: de.Name(), Err: de.Unwrap()}
 	}
 	return fmt.Errorf("%w: %w", ErrConfig, err)
 }
@@ -161,7 +179,7 @@ func checkKeys(m map[string]any, t reflect.Type, path string) error {
 		case m[key] == nil && ft.Kind() != reflect.Slice:
 			// "key:" with nothing after it: refused rather than read as
 			// zero, or, for a section, rather than dropping its defaults.
-			return fmt.Errorf("%w: %s: no value (write one, or remove the key)", ErrConfig, sub)
+			return keyError(sub, "no value (write one, or remove the key)")
 		case ft.Kind() == reflect.Struct:
 			if mm, ok := m[key].(map[string]any); ok {
 				if err := checkKeys(mm, ft, sub); err != nil {

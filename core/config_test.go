@@ -489,3 +489,28 @@ func TestSetEngineSettingStrict(t *testing.T) {
 		t.Errorf("idle_timeout 0 (off): %v", err)
 	}
 }
+
+// Errors about one key carry it as a *KeyError, so cmd names the flag
+// that set it without reading the message.
+func TestLoadConfigKeyError(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct {
+		o   LoadOptions
+		key string
+	}{
+		{LoadOptions{Flags: map[string]any{"socks.port": "70000"}}, "socks.port"},
+		{LoadOptions{Flags: map[string]any{"socks.port": "1.5"}}, "socks.port"},
+		{LoadOptions{Flags: map[string]any{"pctp.address": "127.0.0.300"}}, "pctp.address"},
+		{LoadOptions{Flags: map[string]any{"log.level": "LOUD"}}, "log.level"},
+		{LoadOptions{Flags: map[string]any{"pctp.port": "1080"}}, "pctp.port"},
+		{LoadOptions{File: writeFile(t, "users:\n  - {name: a, password: true, role: basic}\n")}, "users[0].password"},
+		{LoadOptions{File: writeFile(t, "socks:\n  linger: 10\n")}, "socks.linger"},
+		{LoadOptions{File: writeFile(t, "socks:\n  linger: 1ms\n")}, "socks.linger"},
+	} {
+		_, err := LoadConfig(tt.o)
+		var ke *KeyError
+		if !errors.As(err, &ke) || ke.Key != tt.key || !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: err = %v, want a *KeyError for %s", tt.o, err, tt.key)
+		}
+	}
+}

@@ -44,8 +44,8 @@ func durationRuleOf(key string) durationRule {
 	panic("core: no duration rule for " + key) // a programming error
 }
 
-// check refuses a value out of the key's range, naming the key and the
-// range; the caller wraps the sentinel of its context.
+// check refuses a value out of the key's range, naming the range; the
+// caller names the key and wraps the sentinel of its context.
 func (r durationRule) check(d time.Duration) error {
 	switch {
 	case d == 0 && r.zero != "", d < 0 && r.negative != "":
@@ -60,7 +60,7 @@ func (r durationRule) check(d time.Duration) error {
 	if r.negative != "" {
 		also += ", or negative (" + r.negative + ")"
 	}
-	return fmt.Errorf("%s: %s is out of range: want %s to %s%s", r.key, d, r.min, r.max, also)
+	return fmt.Errorf("%s is out of range: want %s to %s%s", d, r.min, r.max, also)
 }
 
 // parseDuration reads a value for the key, as text (environment, PCTP
@@ -71,7 +71,7 @@ func (r durationRule) parse(value string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %s: %w", middleware.ErrBadValue, r.key, err)
 	}
 	if err := r.check(d); err != nil {
-		return 0, fmt.Errorf("%w: %w", middleware.ErrBadValue, err)
+		return 0, fmt.Errorf("%w: %s: %w", middleware.ErrBadValue, r.key, err)
 	}
 	return d, nil
 }

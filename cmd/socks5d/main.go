@@ -347,9 +347,12 @@ func chainOf(cfg *core.Config) string {
 // flagError makes a configuration error about a key that was set by a flag
 // name the flag too.
 func flagError(err error, set map[string]any) error {
-	msg := err.Error()
+	var ke *core.KeyError
+	if !errors.As(err, &ke) {
+		return err
+	}
 	for f, key := range flagKeys {
-		if _, ok := set[key]; ok && strings.Contains(msg, key) {
+		if _, ok := set[key]; ok && key == ke.Key {
 			return fmt.Errorf("%w (flag -%s)", err, f)
 		}
 	}

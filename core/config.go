@@ -317,18 +317,21 @@ func (c *Config) validate() error {
 	if err := c.validateListeners(); err != nil {
 		return err
 	}
-	for key, d := range map[string]time.Duration{
-		"socks.handshake_timeout": c.SOCKS.HandshakeTimeout,
-		"socks.connect_timeout":   c.SOCKS.ConnectTimeout,
-		"socks.linger":            c.SOCKS.Linger,
-		"socks.idle_timeout":      c.SOCKS.IdleTimeout,
-		"socks.drain_timeout":     c.SOCKS.DrainTimeout,
-		"socks.keepalive":         c.SOCKS.KeepAlive,
-		"socks.bind.timeout":      c.SOCKS.Bind.Timeout,
-		"socks.udp.idle_timeout":  c.SOCKS.UDP.IdleTimeout,
+	for _, kd := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"socks.handshake_timeout", c.SOCKS.HandshakeTimeout},
+		{"socks.connect_timeout", c.SOCKS.ConnectTimeout},
+		{"socks.linger", c.SOCKS.Linger},
+		{"socks.idle_timeout", c.SOCKS.IdleTimeout},
+		{"socks.drain_timeout", c.SOCKS.DrainTimeout},
+		{"socks.keepalive", c.SOCKS.KeepAlive},
+		{"socks.bind.timeout", c.SOCKS.Bind.Timeout},
+		{"socks.udp.idle_timeout", c.SOCKS.UDP.IdleTimeout},
 	} {
-		if err := durationRuleOf(key).check(d); err != nil {
-			return &KeyError{Key: key, Err: err}
+		if err := durationRuleOf(kd.key).check(kd.d); err != nil {
+			return &KeyError{Key: kd.key, Err: err}
 		}
 	}
 	if err := c.SOCKS.Bind.validate(); err != nil {
@@ -378,38 +381,30 @@ func validPort(key string, p int) error {
 	return nil
 }
 
-// listener is one of the listeners start-up opens, by its keys.
-type listener struct {
-	name, address string
-	port          int
-}
-
-func (c *Config) listeners() []listener {
-	ls := []listener{{"socks", c.SOCKS.Address, c.SOCKS.Port}, {"pctp", c.PCTP.Address, c.PCTP.Port}}
-	if c.Metrics.Enabled {
-		ls = append(ls, listener{"metrics", c.Metrics.Address, c.Metrics.Port})
-	}
-	return ls
-}
-
 // validateListeners checks what start-up needs to listen: every address
 // an IP (or localhost, or empty for every address), every port in range,
-// and no two listeners on the same port of overlapping addresses. The
-// metrics listener is checked only when enabled.
+// and no two listeners on the same port of overlapping addresses (the
+// metrics listener counts only when enabled).
 func (c *Config) validateListeners() error {
-	all := []listener{{"socks", c.SOCKS.Address, c.SOCKS.Port}, {"pctp", c.PCTP.Address, c.PCTP.Port}, {"metrics", c.Metrics.Address, c.Metrics.Port}}
-	for _, l := range all {
-		if err := validListenAddress(l.name+".address", l.address); err != nil {
-			return err
-		}
-		if err := validPort(l.name+".port", l.port); err != nil {
-			return err
-		}
+	type listener struct {
+		name, address string
+		port          int
+		on            bool
 	}
-	ls := c.listeners()
+	ls := []listener{
+		{"socks", c.SOCKS.Address, c.SOCKS.Port, true},
+		{"pctp", c.PCTP.Address, c.PCTP.Port, true},
+		{"metrics", c.Metrics.Address, c.Metrics.Port, c.Metrics.Enabled},
+	}
 	for i, a := range ls {
+		if err := validListenAddress(a.name+".address", a.address); err != nil {
+			return err
+		}
+		if err := validPort(a.name+".port", a.port); err != nil {
+			return err
+		}
 		for _, b := range ls[:i] {
-			if a.port != 0 && a.port == b.port && addressesOverlap(a.address, b.address) {
+			if a.on && b.on && a.port != 0 && a.port == b.port && addressesOverlap(a.address, b.address) {
 				return keyError(a.name+".port", "%d is also %s.port on an overlapping address (%q, %q): each listener needs its own port", a.port, b.name, a.address, b.address)
 			}
 		}

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/hashicorp/go-hclog"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
@@ -235,16 +234,8 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 	chainRaw := k.Get("chain")
 	k.Delete("chain")
 	cfg := &Config{Source: path}
-	if err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook:       mapstructure.StringToTimeDurationHookFunc(),
-			ErrorUnused:      true,
-			WeaklyTypedInput: true,
-			Result:           cfg,
-			TagName:          "koanf",
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrConfig, describeDecodeError(err))
+	if err := decodeConfig(k.Raw(), cfg); err != nil {
+		return nil, err
 	}
 	chain, err := parseChain(chainRaw)
 	if err != nil {
@@ -277,62 +268,6 @@ func envKey(k, v string) (string, any) {
 	return strings.ReplaceAll(k, "__", "."), v
 }
 
-// describeDecodeError turns mapstructure's wording into one line that
-// names the key and, for an unknown key, the known ones.
-func describeDecodeError(err error) string {
-	msg := err.Error()
-	msg = strings.ReplaceAll(msg, "decoding failed due to the following error(s):\n\n", "")
-	msg = strings.ReplaceAll(msg, "\n", "; ")
-	if section, _, ok := strings.Cut(msg, "' has invalid keys:"); ok && strings.HasPrefix(section, "'") {
-		section = strings.TrimPrefix(section, "'")
-		if section == "core.Config" {
-			section = ""
-			msg = strings.Replace(msg, "'core.Config' has invalid keys:", "unknown top-level keys:", 1)
-		} else {
-			msg = strings.Replace(msg, "' has invalid keys:", "' has unknown keys:", 1)
-		}
-		if known := knownKeys(reflect.TypeOf(Config{}), section); len(known) > 0 {
-			msg += " (known: " + strings.Join(known, ", ") + ")"
-		}
-	}
-	return msg
-}
-
-// knownKeys lists the koanf keys of the struct at path ("" for the top
-// level, "users[0]" for an element of a list) within t.
-func knownKeys(t reflect.Type, path string) []string {
-	for _, part := range strings.Split(path, ".") {
-		part, _, _ = strings.Cut(part, "[")
-		if part == "" {
-			continue
-		}
-		found := false
-		for i := 0; i < t.NumField(); i++ {
-			if t.Field(i).Tag.Get("koanf") == part {
-				t, found = t.Field(i).Type, true
-				break
-			}
-		}
-		for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if !found || t.Kind() != reflect.Struct {
-			return nil
-		}
-	}
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		if tag := t.Field(i).Tag.Get("koanf"); tag != "" && tag != "-" {
-			keys = append(keys, tag)
-		}
-	}
-	if path == "" {
-		keys = append(keys, "chain")
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // parseChain reads the `chain:` list, in order.
 func parseChain(raw any) ([]StageConfig, error) {
 	list, ok := raw.([]any)
@@ -349,10 +284,16 @@ func parseChain(raw any) ([]StageConfig, error) {
 		st := StageConfig{Config: map[string]any{}}
 		for key, v := range m {
 			switch key {
-			case "use":
-				st.Type, _ = v.(string)
-			case "name":
-				st.Name, _ = v.(string)
+			case "use", "name":
+				s, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("%w: chain[%d].%s: must be a string; quote it (the file has %s)", ErrConfig, i, key, kindOf(v))
+				}
+				if key == "use" {
+					st.Type = s
+				} else {
+					st.Name = s
+				}
 			default:
 				st.Config[key] = v
 			}
@@ -373,35 +314,39 @@ func parseChain(raw any) ([]StageConfig, error) {
 }
 
 func (c *Config) validate() error {
-	if err := validPort("socks.port", c.SOCKS.Port); err != nil {
+	if err := c.validateListeners(); err != nil {
 		return err
 	}
-	if err := validPort("pctp.port", c.PCTP.Port); err != nil {
-		return err
-	}
-	if err := validPort("metrics.port", c.Metrics.Port); err != nil {
-		return err
-	}
-	for key, d := range map[string]time.Duration{
-		"socks.handshake_timeout": c.SOCKS.HandshakeTimeout,
-		"socks.connect_timeout":   c.SOCKS.ConnectTimeout,
-		"socks.linger":            c.SOCKS.Linger,
-		"socks.drain_timeout":     c.SOCKS.DrainTimeout,
-		"socks.bind.timeout":      c.SOCKS.Bind.Timeout,
-		"socks.udp.idle_timeout":  c.SOCKS.UDP.IdleTimeout,
+	for _, kd := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"socks.handshake_timeout", c.SOCKS.HandshakeTimeout},
+		{"socks.connect_timeout", c.SOCKS.ConnectTimeout},
+		{"socks.linger", c.SOCKS.Linger},
+		{"socks.idle_timeout", c.SOCKS.IdleTimeout},
+		{"socks.drain_timeout", c.SOCKS.DrainTimeout},
+		{"socks.keepalive", c.SOCKS.KeepAlive},
+		{"socks.bind.timeout", c.SOCKS.Bind.Timeout},
+		{"socks.udp.idle_timeout", c.SOCKS.UDP.IdleTimeout},
 	} {
-		if d <= 0 {
-			return fmt.Errorf("%w: %s: must be a positive duration, got %s", ErrConfig, key, d)
+		if err := durationRuleOf(kd.key).check(kd.d); err != nil {
+			return &KeyError{Key: kd.key, Err: err}
 		}
-	}
-	if c.SOCKS.IdleTimeout < 0 {
-		return fmt.Errorf("%w: socks.idle_timeout: must be 0 (off) or a positive duration, got %s", ErrConfig, c.SOCKS.IdleTimeout)
 	}
 	if err := c.SOCKS.Bind.validate(); err != nil {
 		return err
 	}
 	if err := c.SOCKS.UDP.validate(); err != nil {
 		return err
+	}
+	for key, n := range map[string]int{
+		"socks.udp.max_associations": c.SOCKS.UDP.MaxAssociations,
+		"socks.udp.per_user":         c.SOCKS.UDP.PerUser,
+	} {
+		if n > maxUDPAssociations {
+			return keyError(key, "%d is out of range 0-%d", n, maxUDPAssociations)
+		}
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err
@@ -425,11 +370,88 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// maxUDPAssociations bounds socks.udp.max_associations and per_user:
+// each association holds sockets, far fewer than this fit in a process.
+const maxUDPAssociations = 1 << 20
+
 func validPort(key string, p int) error {
 	if p < 0 || p > 65535 {
-		return fmt.Errorf("%w: %s: %d is out of range 0-65535", ErrConfig, key, p)
+		return keyError(key, "%d is out of range 0-65535", p)
 	}
 	return nil
+}
+
+// validateListeners checks what start-up needs to listen: every address
+// an IP (or localhost, or empty for every address), every port in range,
+// and no two listeners on the same port of overlapping addresses (the
+// metrics listener counts only when enabled).
+func (c *Config) validateListeners() error {
+	type listener struct {
+		name, address string
+		port          int
+		on            bool
+	}
+	ls := []listener{
+		{"socks", c.SOCKS.Address, c.SOCKS.Port, true},
+		{"pctp", c.PCTP.Address, c.PCTP.Port, true},
+		{"metrics", c.Metrics.Address, c.Metrics.Port, c.Metrics.Enabled},
+	}
+	for i, a := range ls {
+		if err := validListenAddress(a.name+".address", a.address); err != nil {
+			return err
+		}
+		if err := validPort(a.name+".port", a.port); err != nil {
+			return err
+		}
+		for _, b := range ls[:i] {
+			if a.on && b.on && a.port != 0 && a.port == b.port && addressesOverlap(a.address, b.address) {
+				return keyError(a.name+".port", "%d is also %s.port on an overlapping address (%q, %q): each listener needs its own port", a.port, b.name, a.address, b.address)
+			}
+		}
+	}
+	return nil
+}
+
+// validListenAddress accepts an IP address without brackets or port,
+// "localhost", or "" (every address). Anything else, a name or a typo
+// such as 127.0.0.300, is refused rather than sent to DNS at start.
+func validListenAddress(key, a string) error {
+	if _, err := listenAddr(a); err != nil {
+		return keyError(key, "%q is not an IP address (want e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost, without brackets or port; empty listens on every address)", a)
+	}
+	return nil
+}
+
+// listenAddr parses a listener's address; "" and "::" are the unspecified
+// IPv6 address (Go listens on both families there), localhost is
+// 127.0.0.1 (what Go listens on for that name).
+func listenAddr(a string) (netip.Addr, error) {
+	switch {
+	case a == "":
+		return netip.IPv6Unspecified(), nil
+	case strings.EqualFold(a, "localhost"):
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+	}
+	ip, err := netip.ParseAddr(a)
+	return ip.Unmap(), err
+}
+
+// addressesOverlap reports whether listening on the same port of a and b
+// (valid listener addresses) would collide.
+func addressesOverlap(a, b string) bool {
+	x, _ := listenAddr(a)
+	y, _ := listenAddr(b)
+	switch {
+	case x == y:
+		return true
+	case x == netip.IPv6Unspecified() || y == netip.IPv6Unspecified():
+		return true // both families
+	case x == netip.IPv4Unspecified():
+		return y.Is4()
+	case y == netip.IPv4Unspecified():
+		return x.Is4()
+	}
+	return false
 }
 
 // ParseLevel maps the seed's log levels (DEBUG, INFO, WARN, ERROR, NONE) and
@@ -440,7 +462,7 @@ func ParseLevel(s string) (hclog.Level, error) {
 	}
 	l := hclog.LevelFromString(s)
 	if l == hclog.NoLevel {
-		return 0, fmt.Errorf("%w: log.level: want DEBUG, INFO, WARN, ERROR or NONE, got %q", ErrConfig, s)
+		return 0, keyError("log.level", "want DEBUG, INFO, WARN, ERROR or NONE, got %q", s)
 	}
 	return l, nil
 }

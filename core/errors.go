@@ -59,6 +59,9 @@ var (
 	ErrUserExists = errors.New("core: user exists")
 	// ErrNoSuchUser: deleting or changing a user that does not exist.
 	ErrNoSuchUser = errors.New("core: no such user")
+	// ErrUserFromFlag: deleting a user given with -u, which the command
+	// line would bring back at the next reload or start.
+	ErrUserFromFlag = errors.New("core: user was given with -u on the command line; remove it there")
 	// ErrLastAdmin: the change would leave no ADMIN user.
 	ErrLastAdmin = errors.New("core: cannot remove the last admin")
 	// ErrBadUser: a user name or password outside 1–255 octets.

@@ -31,8 +31,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	for _, err := range []error{
 		rt.AddUser("carol", "secret", middleware.RoleBasic),
 		rt.AddUser("admin2", "pw2", middleware.RoleAdmin),
-		rt.DeleteUser("bob"),   // a file user: stays deleted
-		rt.DeleteUser("admin"), // a -u user: the flag brings it back
+		rt.DeleteUser("bob"), // a file user: stays deleted
 		rt.Set("test.iosize.size", "9000"),
 		rt.InsertItem("test.list.items", 0, "b"),
 	} {
@@ -104,6 +103,19 @@ func TestCorruptStateStopsStartup(t *testing.T) {
 		"unknown field": `{"version": 1, "colour": "red"}`,
 		"bad version":   `{"version": 7}`,
 		"bad hash":      `{"version": 1, "users": {"x": {"role": "basic", "hash": "plaintext"}}}`,
+		// Parsed strictly: one object, nothing after it, no unknown
+		// field at any depth, a version, settings that can apply.
+		"trailing garbage":      `{"version": 1}garbage`,
+		"a second object":       `{"version": 1} {"version": 1}`,
+		"trailing bracket":      `{"version": 1}}`,
+		"not an object":         `null`,
+		"an array":              `[{"version": 1}]`,
+		"no version":            `{}`,
+		"unknown user field":    `{"version": 1, "users": {"x": {"role": "basic", "hash": "$2a$04$92qAHrAwxwWKbS.flKCjiesXRclqHzKrKpkwaTdogGLS6303OGlR2", "colour": "red"}}}`,
+		"bare number duration":  `{"version": 1, "settings": {"socks.handshake_timeout": "10"}}`,
+		"duration out of range": `{"version": 1, "settings": {"socks.handshake_timeout": "10ns"}}`,
+		"duration not a string": `{"version": 1, "settings": {"socks.linger": 60}}`,
+		"bad deleted user":      `{"version": 1, "deleted_users": [""]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")
@@ -144,5 +156,65 @@ func TestUnsavedChangeIsRefused(t *testing.T) {
 	}
 	if _, ok := rt.Login("carol", "secret"); ok {
 		t.Fatal("a change that was not saved took effect")
+	}
+}
+
+// A state file whose trailing white space is all that follows the object
+// is fine (the server writes a newline after it).
+func TestStateTrailingWhiteSpace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(path, []byte(`{"version": 1, "users": {"x": {"role": "basic", "hash": "$2a$04$92qAHrAwxwWKbS.flKCjiesXRclqHzKrKpkwaTdogGLS6303OGlR2"}}, "settings": {"socks.linger": "5s"}}`+"\n\n \t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewFileStore(path).Load()
+	if err != nil || st.Settings["socks.linger"] != "5s" || len(st.Users) != 1 || st.Lists == nil {
+		t.Fatalf("Load = %+v, %v", st, err)
+	}
+}
+
+// A user given with -u cannot be deleted over PCTP: the flag would bring
+// it back at the next reload (the flag outranks the saved state), so DEL
+// is refused with a reason instead of answering +OK and undoing itself.
+// A file user's deletion holds across a reload through the same path
+// SIGHUP takes (LoadConfig, then Reload).
+func TestDeleteFlagUserIsRefused(t *testing.T) {
+	t.Chdir(t.TempDir())
+	file := writeFile(t, "users:\n  - {name: bob, password: builder, role: basic}\nchain:\n  - use: test.auth\n")
+	opts := LoadOptions{File: file, Users: []string{"admin:password", "root:secret"}}
+	cfg, err := LoadConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := NewRuntime(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.json")
+	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.DeleteUser("root"); !errors.Is(err, ErrUserFromFlag) || !strings.Contains(err.Error(), "-u") {
+		t.Fatalf("DeleteUser of a -u user = %v, want ErrUserFromFlag", err)
+	}
+	if err := rt.DeleteUser("bob"); err != nil {
+		t.Fatal(err)
+	}
+	want := "[{admin Admin} {root Admin}]"
+	if got := fmt.Sprint(rt.Users()); got != want {
+		t.Fatalf("users = %s, want %s", got, want)
+	}
+	// SIGHUP: load the same sources again and reload.
+	next, err := LoadConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(rt.Users()); got != want {
+		t.Errorf("users after reload = %s, want %s (the answer to DEL must hold)", got, want)
+	}
+	if _, ok := rt.Login("root", "secret"); !ok {
+		t.Error("the -u user lost its password")
 	}
 }

@@ -65,11 +65,16 @@ func (d *Draft) AddUser(name, password string, role middleware.Role) error {
 	return d.users.setNew(name, password, role)
 }
 
-// DeleteUser removes a user; the last ADMIN cannot be removed.
+// DeleteUser removes a user; the last ADMIN cannot be removed, nor a
+// user given with -u (ErrUserFromFlag: the flag outranks the saved state,
+// so the deletion could not hold).
 func (d *Draft) DeleteUser(name string) error {
 	e, ok := d.users.m[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
+	}
+	if e.fromFlag {
+		return fmt.Errorf("%w: %q", ErrUserFromFlag, name)
 	}
 	if e.role == middleware.RoleAdmin && d.users.admins() == 1 {
 		return ErrLastAdmin

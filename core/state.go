@@ -1,9 +1,14 @@
 package core
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -62,6 +67,40 @@ func (st *State) clone() *State {
 	return c
 }
 
+// parseState reads a state file strictly: one JSON object, nothing after
+// it but white space, no field this server does not know, the version it
+// reads, and values it can apply. where names the file in errors.
+func parseState(data []byte, where string) (*State, error) {
+	corrupt := func(why string, args ...any) error {
+		return fmt.Errorf("%w: state file %s is corrupt: %s (it was left in place; fix it or move it away to start from the configuration alone)", ErrState, where, fmt.Sprintf(why, args...))
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, corrupt("not a JSON object")
+	}
+	var st State
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, corrupt("%v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, corrupt("data after the JSON object, at byte %d", dec.InputOffset())
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("%w: state file %s has version %d, this server reads version %d", ErrState, where, st.Version, stateVersion)
+	}
+	if st.Users == nil {
+		st.Users = map[string]StateUser{}
+	}
+	if st.Settings == nil {
+		st.Settings = map[string]any{}
+	}
+	if st.Lists == nil {
+		st.Lists = map[string][]any{}
+	}
+	return &st, st.valid(where)
+}
+
 // valid checks what Load read; where names the file.
 func (st *State) valid(where string) error {
 	for name, u := range st.Users {
@@ -72,7 +111,29 @@ func (st *State) valid(where string) error {
 			return fmt.Errorf("%w: state file %s: user %q: bad name or hash", ErrState, where, name)
 		}
 	}
+	for _, name := range st.Deleted {
+		if validCredential(name, "x") != nil {
+			return fmt.Errorf("%w: state file %s: deleted_users: bad name %q", ErrState, where, name)
+		}
+	}
+	for key, v := range st.Settings {
+		if e, ok := findEngineSetting(key); ok {
+			if _, err := e.parseStored(v); err != nil {
+				return fmt.Errorf("%w: state file %s: settings: %w", ErrState, where, err)
+			}
+		}
+	}
 	return nil
+}
+
+// parseStored reads the setting's value as the state file keeps it (a
+// duration string).
+func (e engineSetting) parseStored(v any) (time.Duration, error) {
+	str, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s: must be a duration string such as \"10s\"", middleware.ErrBadValue, e.key)
+	}
+	return e.parse(str)
 }
 
 // userAdded records a user added at run time.
@@ -115,8 +176,7 @@ func (st *State) apply(d *Draft) (skipped []string, err error) {
 	}
 	set := func(key string, v any) bool {
 		if e, ok := findEngineSetting(key); ok {
-			str, _ := v.(string)
-			dur, err := e.parse(str)
+			dur, err := e.parseStored(v) // checked by Load: cannot fail
 			if err == nil {
 				*e.field(&d.Settings) = dur
 			}

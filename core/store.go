@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,16 +51,7 @@ func (f *FileStore) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: state file %s: %w", ErrState, f.Path, err)
 	}
-	st := newState()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(st); err != nil {
-		return nil, fmt.Errorf("%w: state file %s is corrupt: %v (it was left in place; fix it or move it away to start from the configuration alone)", ErrState, f.Path, err)
-	}
-	if st.Version != stateVersion {
-		return nil, fmt.Errorf("%w: state file %s has version %d, this server reads version %d", ErrState, f.Path, st.Version, stateVersion)
-	}
-	return st, st.valid(f.Path)
+	return parseState(data, f.Path)
 }
 
 // Save writes the state atomically and durably. The temporary file is

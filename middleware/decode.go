@@ -138,7 +138,7 @@ func (s *Size) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var n int64
-	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
+	if string(b) == "null" || json.Unmarshal(b, &n) != nil || n < 0 {
 		return fmt.Errorf("%w: %s is not a size", ErrBadValue, b)
 	}
 	*s = Size(n)
@@ -148,29 +148,64 @@ func (s *Size) UnmarshalJSON(b []byte) error {
 // String prints the size in bytes, as settings are listed.
 func (s Size) String() string { return strconv.FormatInt(int64(s), 10) }
 
-// Duration is a time span in a configuration file: a string such as "10s",
-// "1m30s", or a number of seconds.
+// Duration is a time span in a configuration file: a Go duration with a
+// unit, such as "10s", "1m30s" or "500ms" (see ParseDuration). A number
+// without a unit is refused, 0 alone excepted.
 type Duration time.Duration
 
-// UnmarshalJSON accepts a Go duration string or a number of seconds.
+// ValueError is a configuration value that cannot be read, with the
+// reason; it is ErrBadValue (errors.Is). Its text does not repeat the
+// sentinel's, so a caller may put it after the key it names.
+type ValueError struct {
+	Value  string // the value as written
+	Reason string // e.g. "is a number without a unit; write 10s"
+}
+
+func (e *ValueError) Error() string { return fmt.Sprintf("%q %s", e.Value, e.Reason) }
+
+// Is reports whether target is ErrBadValue.
+func (e *ValueError) Is(target error) bool { return target == ErrBadValue }
+
+// ParseDuration parses a duration as the configuration file, the
+// environment and PCTP CONFIG write it: a Go duration with a unit ("10s",
+// "1m30s", "500ms", "-1s"), or 0. A number without a unit (10, 1.5, 1e300)
+// is refused with a hint ("write 10s") rather than read in nanoseconds or
+// seconds. Errors are *ValueError; the caller checks the range.
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(t, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if f == 0 && err == nil {
+			return 0, nil
+		}
+		if strings.ContainsAny(t, "eEinfINFxX") || err != nil {
+			return 0, &ValueError{s, "is a number without a unit (write a duration such as 10s, 1m30s, 500ms)"}
+		}
+		return 0, &ValueError{s, "is a number without a unit; write " + t + "s (or ms, m, h)"}
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil {
+		return 0, &ValueError{s, "is not a duration (e.g. 10s, 1m30s, 500ms)"}
+	}
+	return d, nil
+}
+
+// UnmarshalJSON accepts a duration string ("10s") or the number 0; any
+// other number is refused (it has no unit), as is a negative duration.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	str := string(b)
 	if len(b) > 0 && b[0] == '"' {
-		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
 			return err
 		}
-		v, err := time.ParseDuration(str)
-		if err != nil || v < 0 {
-			return fmt.Errorf("%w: %q is not a duration (e.g. 10s, 1m30s)", ErrBadValue, str)
-		}
-		*d = Duration(v)
-		return nil
 	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil || secs < 0 {
-		return fmt.Errorf("%w: %s is not a duration", ErrBadValue, b)
+	v, err := ParseDuration(str)
+	if err != nil {
+		return err
 	}
-	*d = Duration(secs * float64(time.Second))
+	if v < 0 {
+		return &ValueError{str, "is negative"}
+	}
+	*d = Duration(v)
 	return nil
 }
 

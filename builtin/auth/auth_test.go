@@ -54,8 +54,10 @@ func TestConfig(t *testing.T) {
 		{name: "guard settings", cfg: map[string]any{
 			"max_failures": 10, "failure_window": "10m", "ban": "5m", "max_ban": "6h", "ban_memory": "48h"},
 			settings: map[string]string{"max_failures": "10", "failure_window": "10m0s", "ban": "5m0s", "max_ban": "6h0m0s", "ban_memory": "48h0m0s"}},
-		{name: "durations in seconds", cfg: map[string]any{"failure_window": 30, "ban": 90},
-			settings: with("failure_window", "30s", "ban", "1m30s")},
+		{name: "duration without a unit", cfg: map[string]any{"failure_window": 30},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"failure_window"`, "write 30s"}},
+		{name: "ban_memory overflowing", cfg: map[string]any{"ban_memory": 1e300},
+			wantErr: middleware.ErrBadValue, errHas: []string{`"ban_memory"`}},
 		{name: "guard off", cfg: map[string]any{"max_failures": 0}, settings: with("max_failures", "0")},
 		{name: "README stricter example", cfg: map[string]any{
 			"max_failures": 3, "failure_window": "10m", "ban": "15m", "max_ban": "24h", "ban_memory": "168h"},

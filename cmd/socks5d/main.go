@@ -175,6 +175,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, key := range skipped {
 		logger.Warn("saved setting not applied: its stage is not in the chain", "key", key, "state", statePath)
 	}
+	for _, w := range core.StartupWarnings(cfg, statePath) {
+		logger.Warn(w.Msg, w.Args...)
+	}
 	if *check { // a check writes nothing
 		fmt.Fprintf(stdout, "socks5d: configuration OK (%s; chain %s)\n", sourceOf(cfg), chainOf(cfg))
 		return nil
@@ -356,9 +359,12 @@ func chainOf(cfg *core.Config) string {
 // flagError makes a configuration error about a key that was set by a flag
 // name the flag too.
 func flagError(err error, set map[string]any) error {
-	msg := err.Error()
+	var ke *core.KeyError
+	if !errors.As(err, &ke) {
+		return err
+	}
 	for f, key := range flagKeys {
-		if _, ok := set[key]; ok && strings.Contains(msg, key) {
+		if _, ok := set[key]; ok && key == ke.Key {
 			return fmt.Errorf("%w (flag -%s)", err, f)
 		}
 	}

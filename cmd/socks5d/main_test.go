@@ -278,6 +278,12 @@ func TestConcurrentClientsDefaultChain(t *testing.T) {
 }
 
 func TestExitStatus(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, busyPort, _ := net.SplitHostPort(busy.Addr().String())
 	tests := []struct {
 		name   string
 		args   []string
@@ -299,7 +305,8 @@ func TestExitStatus(t *testing.T) {
 		{name: "unknown stage key", config: "chain:\n  - use: auth\n    anonymus: true\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown key "anonymus" (known: anonymous, ban,`},
 		{name: "nobody can connect", code: 2, want: "-u admin:PASSWORD"},
 		{name: "bad env", env: map[string]string{"SOCKS5D_SOCKS__PORT": "x"}, args: []string{"-u", "a:b"}, code: 2, want: "socks.port"},
-		{name: "listen fails", args: []string{"-u", "a:b", "-l", "256.0.0.1", "-p", "0"}, code: 1, want: "SOCKS listener"},
+		{name: "listen address typo", args: []string{"-u", "a:b", "-l", "256.0.0.1", "-p", "0"}, code: 2, want: "flag -l"},
+		{name: "listen fails", args: []string{"-u", "a:b", "-l", "127.0.0.1", "-p", busyPort}, code: 1, want: "SOCKS listener"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

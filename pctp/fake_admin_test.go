@@ -37,6 +37,7 @@ var (
 	errFakeLastAdmin   = errors.New("core: cannot delete the last admin")
 	errFakeBadUser     = errors.New("core: bad user name or password")
 	errFakeUnknownSett = errors.New("core: unknown setting")
+	errFakeBadValue    = errors.New("middleware: bad value")
 )
 
 // newFakeAdmin has one user, admin/password, as the report's transcripts.
@@ -111,7 +112,8 @@ func (f *fakeAdmin) Settings() []middleware.Setting {
 	return slices.Clone(f.settings)
 }
 
-// Set validates like the stages do: sizes, and iobuf.size raised to 4096.
+// Set validates like the stages do: sizes, and iobuf.size within
+// 4096..16777216.
 func (f *fakeAdmin) Set(key, value string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -123,8 +125,8 @@ func (f *fakeAdmin) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	if key == "iobuf.size" && size < 4096 {
-		size = 4096
+	if key == "iobuf.size" && (size < 4096 || size > 16<<20) {
+		return fmt.Errorf("%w: key \"size\": %d: iobuf: size must be 4096..16777216 bytes", errFakeBadValue, size)
 	}
 	f.settings[i].Value = size.String()
 	return nil

@@ -222,8 +222,11 @@ func (f *fakeAdmin) InsertItem(key string, pos int, text string) error {
 	if !strings.HasPrefix(text, "allow") && !strings.HasPrefix(text, "deny") {
 		return errors.New("a rule starts with allow or deny")
 	}
+	if pos < 0 || pos > len(f.rules)+1 {
+		return fmt.Errorf("%w: %s: position %d is out of range 1..%d", errFakeBadValue, key, pos, len(f.rules)+1)
+	}
 	i := pos - 1
-	if pos <= 0 || i > len(f.rules) {
+	if pos == 0 {
 		i = len(f.rules)
 	}
 	f.rules = append(f.rules[:i], append([]string{text}, f.rules[i:]...)...)

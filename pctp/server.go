@@ -33,8 +33,11 @@ type Server struct {
 	// Admin is the proxy the sessions administer.
 	Admin Admin
 	// Logger gets one line per session and per command (keyword and admin
-	// user; never a command's argument when it may be a password). Nil
-	// discards.
+	// user; never a command's argument when it may be a password). Once a
+	// session has logged in, each of its lines names the acting
+	// administrator as "admin"; what a command acts on has keys of its own
+	// ("user" for ADD, DEL and KILL USER, "session", "key", "position").
+	// Nil discards.
 	Logger hclog.Logger
 	// IdleTimeout closes a session that sends no complete line for this
 	// long. Zero means DefaultIdleTimeout.
@@ -247,7 +250,9 @@ func (s *session) setAdmin(user string) {
 	s.mu.Lock()
 	s.admin = user
 	s.mu.Unlock()
-	s.log = s.log.With("user", user)
+	// The acting administrator is "admin" in every line this session
+	// logs; "user" is kept for the user a command acts on.
+	s.log = s.log.With("admin", user)
 }
 
 func (s *session) adminName() string {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -420,5 +422,67 @@ func TestLoginTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("an unauthenticated session lived %v", d)
+	}
+}
+
+// TestAdminLogKeys: with a JSON logger, every line about an admin's change
+// names the acting administrator ("admin") apart from the user or thing it
+// acts on, so neither is lost to a duplicate key.
+func TestAdminLogKeys(t *testing.T) {
+	var logs syncBuffer
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs, JSONFormat: true})
+	c := dialRaw(t, serve(t, &pctp.Server{Logger: logger}))
+	c.login()
+	for _, step := range []struct{ cmd, want string }{
+		{"ADD BASIC", "+OK Please provide new user credentials\n"},
+		{"USER alice", "+OK Please send password\n"},
+		{"PASS pw", "+OK Successfully added user\n"},
+		{"CONFIG IO=8000", "+OK Setting IO buffers size\n"},
+		{"KILL 7", "+OK Killed session 7\n"},
+		{"KILL USER alice", "+OK Killed 1 session(s) of alice\n"},
+		{"RULE ADD 1 deny ports=25", "+OK Added rule\n"},
+		{"RULE DEL 1", "+OK Deleted rule 1\n"},
+		{"DEL alice", "+OK Successfully deleted user\n"},
+	} {
+		c.send(step.cmd + "\n")
+		c.expect(step.want)
+	}
+	c.send("EXIT\n")
+	c.expect("+OK Done\n")
+	c.expectEOF()
+
+	// The subject of each change: key and value.
+	want := map[string][2]string{
+		"user added":      {"user", "alice"},
+		"setting changed": {"key", "iobuf.size"},
+		"session killed":  {"session", "7"},
+		"sessions killed": {"user", "alice"},
+		"rule added":      {"position", "1"},
+		"rule deleted":    {"position", "1"},
+		"user deleted":    {"user", "alice"},
+	}
+	seen := map[string]bool{}
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", line, err)
+		}
+		msg, _ := m["@message"].(string)
+		subject, ok := want[msg]
+		if !ok {
+			continue
+		}
+		seen[msg] = true
+		if m["admin"] != "admin" {
+			t.Errorf("%q: admin = %v, want admin: %s", msg, m["admin"], line)
+		}
+		if got := fmt.Sprint(m[subject[0]]); got != subject[1] {
+			t.Errorf("%q: %s = %s, want %s: %s", msg, subject[0], got, subject[1], line)
+		}
+	}
+	for msg := range want {
+		if !seen[msg] {
+			t.Errorf("no %q line in the log:\n%s", msg, logs.String())
+		}
 	}
 }

@@ -122,10 +122,12 @@ func TestDisconnectMidCommand(t *testing.T) {
 	c.expect("\n")
 }
 
-// TestManySessions runs 50 admin sessions at once.
+// TestManySessions runs 50 admin sessions at once. They all connect from
+// one address at the same instant, so the pool of sessions waiting for
+// login is sized for them.
 func TestManySessions(t *testing.T) {
-	addr := serve(t, &pctp.Server{})
 	const n = 50
+	addr := serve(t, &pctp.Server{MaxWaiting: n, MaxWaitingPerSource: n})
 	var ready, wg sync.WaitGroup
 	ready.Add(n)
 	errs := make(chan error, n)
@@ -161,16 +163,42 @@ func TestManySessions(t *testing.T) {
 	}
 }
 
+// TestMaxSessions: MaxSessions counts logged-in sessions; a login beyond
+// it is refused and closed, and a slot freed is usable again.
 func TestMaxSessions(t *testing.T) {
 	addr := serve(t, &pctp.Server{MaxSessions: 2})
+	var in []*raw
 	for range 2 {
 		c := dialRaw(t, addr)
-		c.send("HELP\n")
-		c.expect("+OK Sending help...\n")
+		c.login()
+		in = append(in, c)
 	}
 	c := dialRaw(t, addr)
+	c.send("HELP\n") // not logged in: not counted
+	c.expect("+OK Sending help...\n")
+	for c.line() != "\n" {
+	}
+	c.send("USER admin\nPASS password\n")
+	c.expect("+OK Please send password\n")
 	c.expect("-ERR Too many sessions\n")
 	c.expectEOF()
+
+	in[0].send("EXIT\n")
+	in[0].expect("+OK Done\n")
+	in[0].expectEOF()
+	// The slot is free once the server has seen the session end.
+	for i := 0; ; i++ {
+		c := dialRaw(t, addr)
+		c.send("USER admin\nPASS password\n")
+		c.expect("+OK Please send password\n")
+		if c.line() == "+OK Successfully logged in\n" {
+			break
+		}
+		if i == 50 {
+			t.Fatal("the slot of a session that ended was not freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestExitCloses(t *testing.T) {

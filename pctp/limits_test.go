@@ -164,7 +164,7 @@ const (
 // it.
 func TestLoginBudgetPerSource(t *testing.T) {
 	for name, from := range map[string]func(int) string{
-		"one address":        func(int) string { return "127.0.0.1" },
+		"one address":       func(int) string { return "127.0.0.1" },
 		"spread over a /24": func(i int) string { return "127.0.1." + strconv.Itoa(1+i) },
 	} {
 		t.Run(name, func(t *testing.T) {

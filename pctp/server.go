@@ -55,8 +55,8 @@ type Server struct {
 	// not read. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// MaxSessions is how many logged-in sessions may be open at once; a
-	// PASS beyond it is answered "-ERR Too many sessions", before the
-	// password is checked, and the session is closed. Sessions that have
+	// login beyond it is answered "-ERR Too many sessions" and the session
+	// is closed. Sessions that have
 	// not logged in yet do not count: they have a pool of their own
 	// (MaxWaiting), so they can never keep an administrator out. Zero
 	// means DefaultMaxSessions; negative means no limit.
@@ -199,8 +199,9 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 // admit registers s as waiting for login. When its address already holds
 // MaxWaitingPerSource waiting sessions, the oldest of them is closed; else
 // when MaxWaiting are waiting, the oldest of the address holding the most
-// is (between addresses holding as many, the oldest of all). A new connection is never refused: whoever holds the pool loses their
-// oldest connections to it.
+// is (between addresses holding as many, the oldest of all). A new
+// connection is never refused: whoever holds the pool loses their oldest
+// connections to it.
 func (srv *Server) admit(s *session) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -223,7 +224,7 @@ func (srv *Server) admit(s *session) {
 		srv.stopWaiting(victim)
 		victim.dropped = true
 		victim.conn.Close()
-		victim.log.Debug("not logged in, closed to make room for a new connection")
+		srv.log.Debug("not logged in, closed to make room for a new connection", "client", victim.conn.RemoteAddr().String())
 	}
 	srv.sessions[s] = struct{}{}
 	srv.waiting = append(srv.waiting, s)
@@ -284,6 +285,8 @@ func (srv *Server) untrack(s *session) {
 // returns how many it closed.
 func (srv *Server) EndSessionsOf(user string) int { return srv.closeSessionsOf(user, nil) }
 
+// closeSessionsOf ends every session logged in as user except keep, after
+// the user was deleted, and says how many it ended.
 func (srv *Server) closeSessionsOf(user string, keep *session) int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()

@@ -2,6 +2,8 @@ package pctp
 
 import (
 	"context"
+	"net/netip"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -106,11 +108,13 @@ func cmdPass(ctx context.Context, s *session, password string) reply {
 	// out source or name, or one whose logins in flight already use up
 	// its budget, is refused without a check.
 	source, name := loginSource(s.client), s.user
-	if !srv.sources.acquire(source) {
+	switch srv.acquireLogin(ctx, source, name) {
+	case locked:
 		return s.refuseLocked()
-	}
-	if !srv.names.acquire(name) {
-		srv.sources.release(source, false, false)
+	case busy: // still busy at the login deadline, or shutting down
+		if ctx.Err() != nil {
+			return fail("Server shutting down")
+		}
 		return s.refuseLocked()
 	}
 	// Slow down a source that keeps failing. The delay comes before the
@@ -156,6 +160,33 @@ func cmdPass(ctx context.Context, s *session, password string) reply {
 	s.phase = phaseMain
 	s.log.Info("logged in")
 	return ok("Successfully logged in")
+}
+
+// acquireLogin reserves a login attempt in the budgets of source and
+// name, waiting while attempts in flight use them up, for at most the
+// login timeout. It never holds one budget while waiting for the other.
+func (srv *Server) acquireLogin(ctx context.Context, source netip.Prefix, name string) verdict {
+	timeout := time.NewTimer(srv.loginTimeout())
+	defer timeout.Stop()
+	for {
+		v, wait := srv.sources.acquire(source)
+		if v == granted {
+			if v, wait = srv.names.acquire(name); v == granted {
+				return granted
+			}
+			srv.sources.release(source, false, false)
+		}
+		if v == locked {
+			return locked
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return busy
+		case <-timeout.C:
+			return busy
+		}
+	}
 }
 
 // refuseLocked answers a PASS from a locked-out source or name. The

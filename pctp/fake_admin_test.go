@@ -22,6 +22,9 @@ type fakeAdmin struct {
 	settings []middleware.Setting
 	logins   int
 	rules    []string
+	// slow makes each Login take that long, as bcrypt does, so that
+	// logins overlap.
+	slow time.Duration
 }
 
 type fakeUser struct {
@@ -54,6 +57,7 @@ func newFakeAdmin() *fakeAdmin {
 }
 
 func (f *fakeAdmin) Login(user, password string) (middleware.Role, bool) {
+	time.Sleep(f.slow)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.logins++

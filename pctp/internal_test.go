@@ -218,28 +218,46 @@ func TestDefaultLoginDelay(t *testing.T) {
 	}
 }
 
+// take is acquire reduced to whether the attempt was granted.
+func (b *budget[K]) take(k K) bool {
+	v, _ := b.acquire(k)
+	return v == granted
+}
+
 func TestBudget(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	b := newBudget[string](3, time.Minute, 5*time.Minute)
 	b.now = func() time.Time { return now }
 	fail := func(k string) time.Duration {
 		t.Helper()
-		if !b.acquire(k) {
+		if !b.take(k) {
 			t.Fatalf("%s: refused with %d failures", k, b.failures(k))
 		}
 		return b.release(k, true, false)
 	}
 	// Attempts in flight count: three may be checked at once, not four.
 	for range 3 {
-		if !b.acquire("a") {
+		if !b.take("a") {
 			t.Fatal("refused within the budget")
 		}
 	}
-	if b.acquire("a") {
-		t.Fatal("a fourth attempt in flight was allowed")
+	v, wait := b.acquire("a")
+	if v != busy {
+		t.Fatalf("a fourth attempt in flight: %v, want busy", v)
 	}
-	// A success gives its attempt back (and resets when asked to).
+	select {
+	case <-wait:
+		t.Fatal("told to retry before any attempt ended")
+	default:
+	}
+	// A success gives its attempt back (and resets when asked to), and
+	// wakes whoever waits.
 	b.release("a", false, false)
+	select {
+	case <-wait:
+	default:
+		t.Fatal("a release did not wake the waiting attempt")
+	}
 	b.release("a", false, false)
 	b.release("a", false, false)
 	if n := b.failures("a"); n != 0 {
@@ -252,7 +270,7 @@ func TestBudget(t *testing.T) {
 	if d := fail("a"); d != time.Minute {
 		t.Fatalf("first lockout %v, want 1m", d)
 	}
-	if b.acquire("a") || !b.acquire("b") {
+	if v, _ := b.acquire("a"); v != locked || !b.take("b") {
 		t.Fatal("lockout not held, or held for another key")
 	}
 	b.release("b", false, false)
@@ -264,7 +282,7 @@ func TestBudget(t *testing.T) {
 	}
 	// A success with reset forgets the failures, not the lockouts.
 	now = now.Add(10 * time.Minute)
-	b.acquire("a")
+	b.take("a")
 	b.release("a", false, true)
 	if n := b.failures("a"); n != 0 {
 		t.Fatalf("failures after a reset = %d", n)
@@ -282,19 +300,19 @@ func TestBudgetBounded(t *testing.T) {
 	b := newBudget[string](1, time.Minute, time.Minute)
 	b.now = func() time.Time { return now }
 	b.max = 3
-	b.acquire("locked")
+	b.take("locked")
 	b.release("locked", true, false) // locked out for a minute
 	for i := range 10 {
 		now = now.Add(time.Second)
 		k := string(rune('a' + i))
-		if b.acquire(k) {
+		if b.take(k) {
 			b.release(k, false, false)
 		}
 		if b.len() > 3 {
 			t.Fatalf("%d keys, max 3", b.len())
 		}
 	}
-	if b.acquire("locked") {
+	if b.take("locked") {
 		t.Fatal("a locked-out key was evicted before keys that were not")
 	}
 }

@@ -280,3 +280,31 @@ func statsValue(t *testing.T, addr, from, key string) string {
 	}
 	return val
 }
+
+// A burst of right passwords from one source, more than its budget, is
+// checked a few at a time, never refused: only failures use the budget up.
+func TestLoginBurstWithinBudget(t *testing.T) {
+	const n = 20
+	fake := newFakeAdmin()
+	fake.slow = 20 * time.Millisecond
+	addr := serve(t, &pctp.Server{
+		Admin:      fake,
+		MaxWaiting: n, MaxWaitingPerSource: n,
+		LoginLimits: pctp.LoginLimits{SourceFailures: 2, UserFailures: 2},
+	})
+	conns := make([]*raw, n)
+	for i := range conns {
+		conns[i] = dialFrom(t, addr, "127.0.0.1")
+	}
+	replies := make([]string, n)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() { replies[i] = guess(c, "admin", "password")[0] })
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if r != "+OK Successfully logged in\n" {
+			t.Errorf("login %d of %d at once: %q", i+1, n, r)
+		}
+	}
+}

@@ -126,6 +126,13 @@ func (srv *Server) idleTimeout() time.Duration {
 	return DefaultIdleTimeout
 }
 
+func (srv *Server) loginTimeout() time.Duration {
+	if srv.LoginTimeout > 0 {
+		return srv.LoginTimeout
+	}
+	return DefaultLoginTimeout
+}
+
 func (srv *Server) writeTimeout() time.Duration {
 	if srv.WriteTimeout > 0 {
 		return srv.WriteTimeout
@@ -371,11 +378,7 @@ func (srv *Server) serveConn(ctx context.Context, s *session) {
 	defer stop()
 	s.log.Debug("session opened")
 	defer s.log.Debug("session closed")
-	login := srv.LoginTimeout
-	if login <= 0 {
-		login = DefaultLoginTimeout
-	}
-	loginBy := time.Now().Add(login)
+	loginBy := time.Now().Add(srv.loginTimeout())
 	for {
 		deadline := time.Now().Add(srv.idleTimeout())
 		if s.phase&phasesAuthorization != 0 && loginBy.Before(deadline) {

@@ -53,7 +53,9 @@ func loginSource(a netip.Addr) netip.Prefix {
 // refused without checking the password, for a lockout that doubles each
 // time the same source or name is locked out again. A login in flight
 // counts against the budget until it is answered, so parallel sessions
-// cannot overrun it. A source's failures are forgotten on its next
+// cannot overrun it: a PASS that would waits for one in flight to end (a
+// burst of right passwords is checked a few at a time, not refused). A
+// source's failures are forgotten on its next
 // successful login; a name's are not (the attacker may be elsewhere).
 // Either is forgotten trackerTTL after its last failure or lockout.
 type LoginLimits struct {
@@ -104,8 +106,9 @@ type budget[K comparable] struct {
 	ttl         time.Duration
 	now         func() time.Time
 
-	mu sync.Mutex
-	m  map[K]*tally
+	mu      sync.Mutex
+	m       map[K]*tally
+	changed chan struct{} // closed, and replaced, by every release
 }
 
 // tally is one key's account.
@@ -121,9 +124,18 @@ func newBudget[K comparable](limit int, first, most time.Duration) *budget[K] {
 	return &budget[K]{
 		limit: limit, first: first, most: most,
 		max: trackerMax, ttl: trackerTTL, now: time.Now,
-		m: map[K]*tally{},
+		m: map[K]*tally{}, changed: make(chan struct{}),
 	}
 }
+
+// verdict is what acquire decides.
+type verdict uint8
+
+const (
+	granted verdict = iota // the attempt may be checked
+	locked                 // the key is locked out
+	busy                   // attempts in flight use up the budget: wait
+)
 
 // stale reports whether t can be forgotten at now.
 func (b *budget[K]) stale(t *tally, now time.Time) bool {
@@ -134,10 +146,11 @@ func (b *budget[K]) stale(t *tally, now time.Time) bool {
 	return t.inflight == 0 && now.After(t.until) && now.Sub(latest) > b.ttl
 }
 
-// acquire reserves one login attempt for k. It reports false, without
-// reserving anything, when k is locked out or its attempts in flight
-// already use up what is left of its budget.
-func (b *budget[K]) acquire(k K) bool {
+// acquire reserves one login attempt for k and says granted; or, without
+// reserving anything, locked when k is locked out, or busy when k's
+// attempts in flight already use up what is left of its budget. When busy,
+// the channel is closed at the next release of any key.
+func (b *budget[K]) acquire(k K) (verdict, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -154,7 +167,7 @@ func (b *budget[K]) acquire(k K) bool {
 		b.m[k] = t
 	}
 	if now.Before(t.until) {
-		return false
+		return locked, nil
 	}
 	if t.fails >= b.limit {
 		// The lockout is over: one more try, and the next failure locks
@@ -162,10 +175,10 @@ func (b *budget[K]) acquire(k K) bool {
 		t.fails = b.limit - 1
 	}
 	if t.fails+t.inflight >= b.limit {
-		return false
+		return busy, b.changed
 	}
 	t.inflight++
-	return true
+	return granted, nil
 }
 
 // release ends an attempt acquire allowed. A failure is counted; when it
@@ -174,6 +187,8 @@ func (b *budget[K]) acquire(k K) bool {
 func (b *budget[K]) release(k K, failed, reset bool) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	close(b.changed)
+	b.changed = make(chan struct{})
 	now := b.now()
 	t, ok := b.m[k]
 	if !ok { // evicted meanwhile (the map was full of other keys)

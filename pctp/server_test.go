@@ -282,7 +282,7 @@ func TestServeNeedsAdmin(t *testing.T) {
 	}
 }
 
-// TestLoginThrottle: failures are counted per address across sessions, the
+// TestLoginThrottle: failures are counted per source across sessions, the
 // delay function sees the count, and a successful login resets it.
 func TestLoginThrottle(t *testing.T) {
 	var mu sync.Mutex

@@ -34,8 +34,9 @@ func (r *Runtime) Items(key string) ([]string, error) {
 }
 
 // InsertItem parses text as an item of the list key and inserts it so that
-// it becomes item pos (1-based; 0 or past the end appends). The stage is
-// rebuilt with the new list, so its validation applies.
+// it becomes item pos: 1 to one past the last item, or 0 to append. Any
+// other position is refused, naming the valid range. The stage is rebuilt
+// with the new list, so its validation applies.
 func (r *Runtime) InsertItem(key string, pos int, text string) error {
 	e, name, list, err := r.editable(key)
 	if err != nil {
@@ -46,8 +47,11 @@ func (r *Runtime) InsertItem(key string, pos int, text string) error {
 		return err
 	}
 	return r.editList(name, list, func(items []any) ([]any, error) {
+		if pos < 0 || pos > len(items)+1 {
+			return nil, fmt.Errorf("%w: %s: position %d is out of range 1..%d", middleware.ErrBadValue, key, pos, len(items)+1)
+		}
 		i := pos - 1
-		if pos <= 0 || i > len(items) {
+		if pos == 0 {
 			i = len(items)
 		}
 		return append(items[:i], append([]any{item}, items[i:]...)...), nil

@@ -31,8 +31,16 @@ func TestListItems(t *testing.T) {
 	if err := rt.InsertItem("test.list.items", 0, "last"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.InsertItem("test.list.items", 99, "end"); err != nil {
+	if err := rt.InsertItem("test.list.items", 5, "end"); err != nil { // one past the last
 		t.Fatal(err)
+	}
+	check("first,a,b,last,end")
+	// A position past that is refused, naming the range, not appended.
+	for _, pos := range []int{7, 99, -1} {
+		err := rt.InsertItem("test.list.items", pos, "x")
+		if !errors.Is(err, middleware.ErrBadValue) || !strings.Contains(err.Error(), "out of range 1..6") {
+			t.Fatalf("InsertItem at %d of 5 = %v, want ErrBadValue naming 1..6", pos, err)
+		}
 	}
 	check("first,a,b,last,end")
 	if err := rt.DeleteItem("test.list.items", 2); err != nil {

@@ -223,11 +223,17 @@ type User struct {
 // likely to hold too, for counting failures per source: the address itself
 // for IPv4 (IPv4-mapped IPv6 included), its /64 for IPv6. An invalid
 // address falls in one shared group (the zero Prefix).
-func ClientGroup(a netip.Addr) netip.Prefix {
+func ClientGroup(a netip.Addr) netip.Prefix { return ClientNetwork(a, 32, 64) }
+
+// ClientNetwork is ClientGroup with the prefix lengths given: a's first
+// bits4 bits for IPv4 (IPv4-mapped IPv6 included), its first bits6 bits for
+// IPv6. An invalid address, or a length out of range, falls in one shared
+// group (the zero Prefix).
+func ClientNetwork(a netip.Addr, bits4, bits6 int) netip.Prefix {
 	a = a.Unmap()
-	bits := 32
+	bits := bits4
 	if a.Is6() {
-		bits = 64
+		bits = bits6
 	}
 	p, err := a.Prefix(bits)
 	if err != nil {

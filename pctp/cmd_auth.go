@@ -2,6 +2,8 @@ package pctp
 
 import (
 	"context"
+	"net/netip"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -88,36 +90,112 @@ func cmdUser(_ context.Context, s *session, name string) reply {
 	return ok("Please send password")
 }
 
+// Replies to PASS that refuse a login. A wrong password and a BASIC
+// user's right one get the same badCredentials, so that PCTP never tells
+// which passwords are right.
+const (
+	badCredentials  = "Invalid credentials"
+	lockedOut       = "Too many failed logins, try again later"
+	tooManySessions = "Too many sessions"
+)
+
 func cmdPass(ctx context.Context, s *session, password string) reply {
 	if s.phase == phaseAddPass {
 		return s.addUserPass(password)
 	}
 	srv := s.srv
-	// Slow down an address that keeps failing. The delay comes before the
+	// The budgets are taken before the password is looked at: a locked
+	// out source or name, or one whose logins in flight already use up
+	// its budget, is refused without a check.
+	source, name := loginSource(s.client), s.user
+	switch srv.acquireLogin(ctx, source, name) {
+	case locked:
+		return s.refuseLocked()
+	case busy: // still busy at the login deadline, or shutting down
+		if ctx.Err() != nil {
+			return fail("Server shutting down")
+		}
+		return s.refuseLocked()
+	}
+	// Slow down a source that keeps failing. The delay comes before the
 	// check, so closing the connection early teaches an attacker nothing.
-	sleep(ctx, srv.loginDelay(srv.fails.count(s.client)))
+	sleep(ctx, srv.loginDelay(srv.sources.failures(source)))
 	if ctx.Err() != nil {
+		srv.sources.release(source, false, false)
+		srv.names.release(name, false, false)
 		return fail("Server shutting down")
 	}
-	role, good := srv.Admin.Login(s.user, password)
-	if !good {
-		srv.fails.fail(s.client)
+	role, good := srv.Admin.Login(name, password)
+	// A BASIC user may not log in; refused exactly like a wrong password
+	// (same reply, counted and throttled the same), or PCTP would confirm
+	// the passwords that the SOCKS side bans guesses of.
+	admin := good && role == middleware.RoleAdmin
+	if d := srv.sources.release(source, !admin, admin); d > 0 {
+		srv.lockouts.Add(1)
+		srv.log.Warn("login locked out", "listener", "pctp", "source", source.String(), "for", d.String())
+	}
+	if d := srv.names.release(name, !admin, false); d > 0 {
+		srv.lockouts.Add(1)
+		srv.log.Warn("login locked out", "listener", "pctp", "user", hclog.Quote(name), "for", d.String())
+	}
+	if !admin {
 		srv.failed.Add(1)
 		// One stable line per failure, the same as the SOCKS side's, for
 		// fail2ban; never the password.
-		srv.log.Warn("authentication failed", "listener", "pctp", "client_ip", s.client.String(), "user", hclog.Quote(s.user))
-		return fail("Invalid credentials")
+		srv.log.Warn("authentication failed", "listener", "pctp", "client_ip", s.client.String(), "user", hclog.Quote(name))
+		if good {
+			s.log.Debug("the user is not an ADMIN user")
+		}
+		return fail(badCredentials)
 	}
-	if role != middleware.RoleAdmin {
-		s.log.Info("login refused, not an ADMIN user", "name", s.user)
-		return fail("Only ADMIN users may log in")
+	// Only now is a logged-in slot taken, so that logins being checked
+	// never hold the slots; the pool is full only of administrators.
+	if !srv.promote(s) {
+		s.log.Warn("too many sessions, refusing a login")
+		s.closing = true
+		return fail(tooManySessions)
 	}
-	srv.fails.reset(s.client)
-	s.setAdmin(s.user)
+	s.setAdmin(name)
 	s.user = ""
 	s.phase = phaseMain
 	s.log.Info("logged in")
 	return ok("Successfully logged in")
+}
+
+// acquireLogin reserves a login attempt in the budgets of source and
+// name, waiting while attempts in flight use them up, for at most the
+// login timeout. It never holds one budget while waiting for the other.
+func (srv *Server) acquireLogin(ctx context.Context, source netip.Prefix, name string) verdict {
+	timeout := time.NewTimer(srv.loginTimeout())
+	defer timeout.Stop()
+	for {
+		v, wait := srv.sources.acquire(source)
+		if v == granted {
+			if v, wait = srv.names.acquire(name); v == granted {
+				return granted
+			}
+			srv.sources.release(source, false, false)
+		}
+		if v == locked {
+			return locked
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return busy
+		case <-timeout.C:
+			return busy
+		}
+	}
+}
+
+// refuseLocked answers a PASS from a locked-out source or name. The
+// password is not checked; the attempt counts as a failed login but is
+// logged only at DEBUG (the lockout itself was logged once).
+func (s *session) refuseLocked() reply {
+	s.srv.failed.Add(1)
+	s.log.Debug("login refused, locked out", "user", hclog.Quote(s.user))
+	return fail(lockedOut)
 }
 
 func cmdHelp(_ context.Context, s *session, _ string) reply {

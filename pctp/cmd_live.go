@@ -84,6 +84,6 @@ func cmdKill(_ context.Context, s *session, arg string) reply {
 	if err := s.srv.Admin.Kill(id); err != nil {
 		return fail("No open session " + arg)
 	}
-	s.log.Info("session killed", "id", id)
+	s.log.Info("session killed", "session", id)
 	return ok("Killed session " + arg)
 }

@@ -76,12 +76,16 @@ func cmdRule(_ context.Context, s *session, arg string) reply {
 		if err := admin.DeleteItem(RulesSetting, n); err != nil {
 			return fail("Cannot delete rule " + strconv.Itoa(n) + ": " + err.Error())
 		}
-		s.log.Info("rule deleted", "number", n)
+		s.log.Info("rule deleted", "position", n)
 		return ok("Deleted rule " + strconv.Itoa(n))
 	}
 	if err := admin.InsertItem(RulesSetting, n, text); err != nil {
 		return fail("Cannot add rule: " + err.Error())
 	}
-	s.log.Info("rule added", "number", n, "rule", text)
+	pos := "last"
+	if n > 0 {
+		pos = strconv.Itoa(n)
+	}
+	s.log.Info("rule added", "position", pos, "rule", text)
 	return ok("Added rule")
 }

@@ -90,7 +90,9 @@ func cmdStats(_ context.Context, s *session, arg string) reply {
 		}
 		lines = append(lines, st.Key+": "+strconv.FormatInt(st.Value, 10))
 	}
-	lines = append(lines, "pctp_failed_logins: "+strconv.FormatInt(s.srv.failed.Load(), 10))
+	lines = append(lines,
+		"pctp_failed_logins: "+strconv.FormatInt(s.srv.failed.Load(), 10),
+		"pctp_lockouts: "+strconv.FormatInt(s.srv.lockouts.Load(), 10))
 	return multi("Sending stats...", lines)
 }
 

@@ -88,7 +88,7 @@ func (s *session) addUserPass(password string) reply {
 	if err := s.srv.Admin.AddUser(name, password, role); err != nil {
 		return fail("Cannot add user: " + err.Error())
 	}
-	s.log.Info("user added", "name", name, "role", role.String())
+	s.log.Info("user added", "user", name, "role", role.String())
 	return ok("Successfully added user")
 }
 
@@ -118,7 +118,7 @@ func cmdDel(_ context.Context, s *session, name string) reply {
 	if s.adminName() == name {
 		s.closing = true // deleted themselves: this session ends too
 	}
-	s.log.Info("user deleted", "name", name, "admin_sessions_closed", closed)
+	s.log.Info("user deleted", "user", name, "admin_sessions_closed", closed)
 	return ok("Successfully deleted user")
 }
 

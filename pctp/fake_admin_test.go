@@ -22,6 +22,9 @@ type fakeAdmin struct {
 	settings []middleware.Setting
 	logins   int
 	rules    []string
+	// slow makes each Login take that long, as bcrypt does, so that
+	// logins overlap.
+	slow time.Duration
 }
 
 type fakeUser struct {
@@ -37,6 +40,7 @@ var (
 	errFakeLastAdmin   = errors.New("core: cannot delete the last admin")
 	errFakeBadUser     = errors.New("core: bad user name or password")
 	errFakeUnknownSett = errors.New("core: unknown setting")
+	errFakeBadValue    = errors.New("middleware: bad value")
 )
 
 // newFakeAdmin has one user, admin/password, as the report's transcripts.
@@ -53,6 +57,7 @@ func newFakeAdmin() *fakeAdmin {
 }
 
 func (f *fakeAdmin) Login(user, password string) (middleware.Role, bool) {
+	time.Sleep(f.slow)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.logins++
@@ -111,7 +116,8 @@ func (f *fakeAdmin) Settings() []middleware.Setting {
 	return slices.Clone(f.settings)
 }
 
-// Set validates like the stages do: sizes, and iobuf.size raised to 4096.
+// Set validates like the stages do: sizes, and iobuf.size within
+// 4096..16777216.
 func (f *fakeAdmin) Set(key, value string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -123,8 +129,8 @@ func (f *fakeAdmin) Set(key, value string) error {
 	if err != nil {
 		return err
 	}
-	if key == "iobuf.size" && size < 4096 {
-		size = 4096
+	if key == "iobuf.size" && (size < 4096 || size > 16<<20) {
+		return fmt.Errorf("%w: key \"size\": %d: iobuf: size must be 4096..16777216 bytes", errFakeBadValue, size)
 	}
 	f.settings[i].Value = size.String()
 	return nil
@@ -220,8 +226,11 @@ func (f *fakeAdmin) InsertItem(key string, pos int, text string) error {
 	if !strings.HasPrefix(text, "allow") && !strings.HasPrefix(text, "deny") {
 		return errors.New("a rule starts with allow or deny")
 	}
+	if pos < 0 || pos > len(f.rules)+1 {
+		return fmt.Errorf("%w: %s: position %d is out of range 1..%d", errFakeBadValue, key, pos, len(f.rules)+1)
+	}
 	i := pos - 1
-	if pos <= 0 || i > len(f.rules) {
+	if pos == 0 {
 		i = len(f.rules)
 	}
 	f.rules = append(f.rules[:i], append([]string{text}, f.rules[i:]...)...)

@@ -60,6 +60,12 @@ func dialRaw(t *testing.T, addr string) *raw {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return wrapRaw(t, c)
+}
+
+// wrapRaw makes c a raw connection, closed when the test ends.
+func wrapRaw(t *testing.T, c net.Conn) *raw {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	return &raw{t: t, Conn: c, r: bufio.NewReader(c)}

@@ -218,43 +218,115 @@ func TestDefaultLoginDelay(t *testing.T) {
 	}
 }
 
-func TestFailureTracker(t *testing.T) {
+// take is acquire reduced to whether the attempt was granted.
+func (b *budget[K]) take(k K) bool {
+	v, _ := b.acquire(k)
+	return v == granted
+}
+
+func TestBudget(t *testing.T) {
 	now := time.Unix(1e9, 0)
-	tr := newFailureTracker(3, time.Minute)
-	tr.now = func() time.Time { return now }
-	a := netip.MustParseAddr("192.0.2.1")
-	tr.fail(a)
-	tr.fail(a)
-	if n := tr.count(a); n != 2 {
-		t.Fatalf("count = %d", n)
+	b := newBudget[string](3, time.Minute, 5*time.Minute)
+	b.now = func() time.Time { return now }
+	fail := func(k string) time.Duration {
+		t.Helper()
+		if !b.take(k) {
+			t.Fatalf("%s: refused with %d failures", k, b.failures(k))
+		}
+		return b.release(k, true, false)
 	}
-	// IPv4-mapped is the same address; an IPv6 /64 is one bucket.
-	tr.fail(netip.MustParseAddr("::ffff:192.0.2.1"))
-	if n := tr.count(a); n != 3 {
-		t.Fatalf("mapped: count = %d", n)
-	}
-	tr.fail(netip.MustParseAddr("2001:db8:0:1::1"))
-	if n := tr.count(netip.MustParseAddr("2001:db8:0:1::ffff")); n != 1 {
-		t.Fatalf("same /64: count = %d", n)
-	}
-	// Entries expire.
-	now = now.Add(2 * time.Minute)
-	if n := tr.count(a); n != 0 {
-		t.Fatalf("after ttl: count = %d", n)
-	}
-	// The map stays bounded, evicting the oldest when nothing expired.
-	for i := range 10 {
-		now = now.Add(time.Second)
-		tr.fail(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
-		if tr.len() > 3 {
-			t.Fatalf("%d entries, max 3", tr.len())
+	// Attempts in flight count: three may be checked at once, not four.
+	for range 3 {
+		if !b.take("a") {
+			t.Fatal("refused within the budget")
 		}
 	}
-	if tr.count(netip.AddrFrom4([4]byte{10, 0, 0, 9})) != 1 || tr.count(netip.AddrFrom4([4]byte{10, 0, 0, 0})) != 0 {
-		t.Fatal("evicted the wrong entry")
+	v, wait := b.acquire("a")
+	if v != busy {
+		t.Fatalf("a fourth attempt in flight: %v, want busy", v)
 	}
-	tr.reset(netip.AddrFrom4([4]byte{10, 0, 0, 9}))
-	if tr.count(netip.AddrFrom4([4]byte{10, 0, 0, 9})) != 0 {
-		t.Fatal("reset did not forget")
+	select {
+	case <-wait:
+		t.Fatal("told to retry before any attempt ended")
+	default:
+	}
+	// A success gives its attempt back (and resets when asked to), and
+	// wakes whoever waits.
+	b.release("a", false, false)
+	select {
+	case <-wait:
+	default:
+		t.Fatal("a release did not wake the waiting attempt")
+	}
+	b.release("a", false, false)
+	b.release("a", false, false)
+	if n := b.failures("a"); n != 0 {
+		t.Fatalf("failures after successes = %d", n)
+	}
+	// The third failure locks out, for 1m, then 2m, then at most 5m.
+	if d := fail("a") + fail("a"); d != 0 {
+		t.Fatalf("locked out early: %v", d)
+	}
+	if d := fail("a"); d != time.Minute {
+		t.Fatalf("first lockout %v, want 1m", d)
+	}
+	if v, _ := b.acquire("a"); v != locked || !b.take("b") {
+		t.Fatal("lockout not held, or held for another key")
+	}
+	b.release("b", false, false)
+	for _, want := range []time.Duration{2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute} {
+		now = now.Add(10 * time.Minute) // the lockout is over: one more try
+		if d := fail("a"); d != want {
+			t.Fatalf("next lockout %v, want %v", d, want)
+		}
+	}
+	// A success with reset forgets the failures, not the lockouts.
+	now = now.Add(10 * time.Minute)
+	b.take("a")
+	b.release("a", false, true)
+	if n := b.failures("a"); n != 0 {
+		t.Fatalf("failures after a reset = %d", n)
+	}
+	// Keys are forgotten ttl after their last failure or lockout.
+	fail("c")
+	now = now.Add(trackerTTL + time.Second)
+	if n := b.failures("c"); n != 0 {
+		t.Fatalf("after ttl: failures = %d", n)
+	}
+}
+
+func TestBudgetBounded(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	b := newBudget[string](1, time.Minute, time.Minute)
+	b.now = func() time.Time { return now }
+	b.max = 3
+	b.take("locked")
+	b.release("locked", true, false) // locked out for a minute
+	for i := range 10 {
+		now = now.Add(time.Second)
+		k := string(rune('a' + i))
+		if b.take(k) {
+			b.release(k, false, false)
+		}
+		if b.len() > 3 {
+			t.Fatalf("%d keys, max 3", b.len())
+		}
+	}
+	if b.take("locked") {
+		t.Fatal("a locked-out key was evicted before keys that were not")
+	}
+}
+
+// TestLoginSource: IPv4 sources are /24s, IPv6 ones /64s.
+func TestLoginSource(t *testing.T) {
+	for a, want := range map[string]string{
+		"127.0.1.1":            "127.0.1.0/24",
+		"127.0.1.40":           "127.0.1.0/24",
+		"::ffff:192.0.2.9":     "192.0.2.0/24",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+	} {
+		if got := loginSource(netip.MustParseAddr(a)).String(); got != want {
+			t.Errorf("loginSource(%s) = %s, want %s", a, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,11 +20,16 @@ import (
 // Defaults for the Server's zero fields.
 const (
 	DefaultIdleTimeout = 5 * time.Minute
-	// DefaultLoginTimeout bounds a session that has not logged in yet, so
-	// that unauthenticated connections cannot hold the session slots.
-	DefaultLoginTimeout = 30 * time.Second
+	// DefaultLoginTimeout bounds a session that has not logged in yet:
+	// enough for a person to type a password, short enough that held
+	// connections turn over.
+	DefaultLoginTimeout = 10 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultMaxSessions  = 100
+	// DefaultMaxWaiting and DefaultMaxWaitingPerSource bound the sessions
+	// that have not logged in yet.
+	DefaultMaxWaiting          = 32
+	DefaultMaxWaitingPerSource = 8
 )
 
 // Server serves PCTP sessions. Set Admin (required) and any other fields,
@@ -33,8 +39,11 @@ type Server struct {
 	// Admin is the proxy the sessions administer.
 	Admin Admin
 	// Logger gets one line per session and per command (keyword and admin
-	// user; never a command's argument when it may be a password). Nil
-	// discards.
+	// user; never a command's argument when it may be a password). Once a
+	// session has logged in, each of its lines names the acting
+	// administrator as "admin"; what a command acts on has keys of its own
+	// ("user" for ADD, DEL and KILL USER, "session", "key", "position").
+	// Nil discards.
 	Logger hclog.Logger
 	// IdleTimeout closes a session that sends no complete line for this
 	// long. Zero means DefaultIdleTimeout.
@@ -45,22 +54,46 @@ type Server struct {
 	// WriteTimeout bounds the time to send one reply to a client that does
 	// not read. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
-	// MaxSessions is how many sessions may be open at once; a connection
-	// beyond it is answered "-ERR Too many sessions" and closed. Zero means
-	// DefaultMaxSessions; negative means no limit.
+	// MaxSessions is how many logged-in sessions may be open at once; a
+	// login beyond it is answered "-ERR Too many sessions" and the session
+	// is closed. Sessions that have
+	// not logged in yet do not count: they have a pool of their own
+	// (MaxWaiting), so they can never keep an administrator out. Zero
+	// means DefaultMaxSessions; negative means no limit.
 	MaxSessions int
-	// LoginDelay is how long to wait before checking a login from an
-	// address that has failed failures times recently (shared by all of its
+	// MaxWaiting is how many sessions may be open without having logged
+	// in. A connection beyond it closes the oldest such session of the
+	// client address holding the most of them, so whoever holds many
+	// silent connections loses them first. Zero means DefaultMaxWaiting;
+	// negative means no limit.
+	MaxWaiting int
+	// MaxWaitingPerSource is how many sessions one client address (IPv6:
+	// one /64) may hold without having logged in; a connection beyond it
+	// closes that address's oldest one. Zero means
+	// DefaultMaxWaitingPerSource; negative means no limit.
+	MaxWaitingPerSource int
+	// LoginDelay is how long to wait before checking a login from a
+	// source that has failed failures times recently (shared by all of its
 	// sessions). Nil means DefaultLoginDelay.
 	LoginDelay func(failures int) time.Duration
+	// LoginLimits bound the failed logins per source and per user name,
+	// across parallel sessions; zero fields take their defaults.
+	LoginLimits LoginLimits
 
-	once  sync.Once
-	log   hclog.Logger
-	fails *failureTracker
-	// failed counts failed logins since the server started (STATS).
+	once    sync.Once
+	log     hclog.Logger
+	sources *budget[netip.Prefix]
+	names   *budget[string]
+	// failed counts failed logins since the server started, and lockouts
+	// the lockouts they caused (STATS).
 	failed   atomic.Int64
+	lockouts atomic.Int64
+
 	mu       sync.Mutex
-	sessions map[*session]struct{}
+	sessions map[*session]struct{} // every open session
+	waiting  []*session            // not logged in, oldest first
+	perAddr  map[netip.Prefix]int  // waiting sessions per client address
+	admins   int                   // logged in
 }
 
 func (srv *Server) init() {
@@ -68,8 +101,22 @@ func (srv *Server) init() {
 	if srv.log == nil {
 		srv.log = hclog.NewNullLogger()
 	}
-	srv.fails = newFailureTracker(trackerMax, trackerTTL)
+	l := srv.LoginLimits.withDefaults()
+	srv.sources = newBudget[netip.Prefix](l.SourceFailures, l.Lockout, l.MaxLockout)
+	srv.names = newBudget[string](l.UserFailures, l.Lockout, l.MaxLockout)
 	srv.sessions = map[*session]struct{}{}
+	srv.perAddr = map[netip.Prefix]int{}
+}
+
+// limit turns a zero limit into def and a negative one into none (0).
+func limit(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 func (srv *Server) idleTimeout() time.Duration {
@@ -77,6 +124,13 @@ func (srv *Server) idleTimeout() time.Duration {
 		return srv.IdleTimeout
 	}
 	return DefaultIdleTimeout
+}
+
+func (srv *Server) loginTimeout() time.Duration {
+	if srv.LoginTimeout > 0 {
+		return srv.LoginTimeout
+	}
+	return DefaultLoginTimeout
 }
 
 func (srv *Server) writeTimeout() time.Duration {
@@ -141,10 +195,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		backoff = 0
 		s := srv.newSession(conn)
-		if !srv.track(s) {
-			wg.Go(func() { srv.refuse(conn) })
-			continue
-		}
+		srv.admit(s)
 		wg.Go(func() {
 			defer srv.untrack(s)
 			srv.serveConn(ctx, s)
@@ -152,18 +203,76 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// track registers s, or reports false when MaxSessions are open.
-func (srv *Server) track(s *session) bool {
+// admit registers s as waiting for login. When its address already holds
+// MaxWaitingPerSource waiting sessions, the oldest of them is closed; else
+// when MaxWaiting are waiting, the oldest of the address holding the most
+// is (between addresses holding as many, the oldest of all). A new
+// connection is never refused: whoever holds the pool loses their oldest
+// connections to it.
+func (srv *Server) admit(s *session) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	limit := srv.MaxSessions
-	if limit == 0 {
-		limit = DefaultMaxSessions
+	var victim *session
+	if per := limit(srv.MaxWaitingPerSource, DefaultMaxWaitingPerSource); per > 0 && srv.perAddr[s.source] >= per {
+		victim = srv.oldestWaiting(s.source)
+	} else if all := limit(srv.MaxWaiting, DefaultMaxWaiting); all > 0 && len(srv.waiting) >= all {
+		most := 0
+		for _, n := range srv.perAddr {
+			most = max(most, n)
+		}
+		for _, w := range srv.waiting { // oldest first
+			if srv.perAddr[w.source] == most {
+				victim = w
+				break
+			}
+		}
 	}
-	if limit > 0 && len(srv.sessions) >= limit {
-		return false
+	if victim != nil {
+		srv.stopWaiting(victim)
+		victim.dropped = true
+		victim.conn.Close()
+		srv.log.Debug("not logged in, closed to make room for a new connection", "client", victim.conn.RemoteAddr().String())
 	}
 	srv.sessions[s] = struct{}{}
+	srv.waiting = append(srv.waiting, s)
+	srv.perAddr[s.source]++
+}
+
+// oldestWaiting is the oldest session from source still waiting for
+// login. Called with mu held.
+func (srv *Server) oldestWaiting(source netip.Prefix) *session {
+	for _, w := range srv.waiting {
+		if w.source == source {
+			return w
+		}
+	}
+	return nil
+}
+
+// stopWaiting takes s out of the waiting pool. Called with mu held.
+func (srv *Server) stopWaiting(s *session) {
+	i := slices.Index(srv.waiting, s)
+	if i < 0 {
+		return
+	}
+	srv.waiting = slices.Delete(srv.waiting, i, i+1)
+	if srv.perAddr[s.source]--; srv.perAddr[s.source] <= 0 {
+		delete(srv.perAddr, s.source)
+	}
+}
+
+// promote moves s, whose login has just succeeded, from the waiting pool
+// to the logged-in one. It reports false when MaxSessions are logged in
+// already, or s was closed meanwhile.
+func (srv *Server) promote(s *session) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if n := limit(srv.MaxSessions, DefaultMaxSessions); s.dropped || n > 0 && srv.admins >= n {
+		return false
+	}
+	srv.stopWaiting(s)
+	s.authed = true
+	srv.admins++
 	return true
 }
 
@@ -171,23 +280,20 @@ func (srv *Server) untrack(s *session) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	delete(srv.sessions, s)
+	if s.authed {
+		srv.admins--
+	} else {
+		srv.stopWaiting(s)
+	}
 }
 
-// refuse answers a connection beyond MaxSessions and closes it.
-func (srv *Server) refuse(conn net.Conn) {
-	defer conn.Close()
-	srv.log.Warn("too many sessions, refusing", "client", conn.RemoteAddr().String())
-	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write([]byte("-ERR Too many sessions\n"))
-}
-
-// closeSessionsOf ends every session logged in as user except keep, after
-// the user was deleted.
 // EndSessionsOf closes the admin sessions logged in as user, for a user
 // removed by other means than DEL (a reload of the configuration file). It
 // returns how many it closed.
 func (srv *Server) EndSessionsOf(user string) int { return srv.closeSessionsOf(user, nil) }
 
+// closeSessionsOf ends every session logged in as user except keep, after
+// the user was deleted, and says how many it ended.
 func (srv *Server) closeSessionsOf(user string, keep *session) int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -202,7 +308,8 @@ func (srv *Server) closeSessionsOf(user string, keep *session) int {
 }
 
 // session is one admin connection. Its fields belong to its goroutine,
-// except admin, which closeSessionsOf reads under mu.
+// except admin, which closeSessionsOf reads under mu, and authed and
+// dropped, which the Server's mu guards.
 type session struct {
 	srv    *Server
 	conn   net.Conn
@@ -210,6 +317,10 @@ type session struct {
 	w      *bufio.Writer
 	log    hclog.Logger
 	client netip.Addr
+	source netip.Prefix // the client address, IPv6 by /64 (MaxWaitingPerSource)
+
+	authed  bool // logged in: counted in srv.admins, no longer waiting
+	dropped bool // closed by admit to make room
 
 	phase   phase
 	user    string // AUTHORIZATION: the name USER gave
@@ -233,6 +344,7 @@ func (srv *Server) newSession(conn net.Conn) *session {
 		w:      bufio.NewWriter(conn),
 		log:    srv.log.With("client", conn.RemoteAddr().String()),
 		client: client,
+		source: middleware.ClientGroup(client),
 		phase:  phaseAuth,
 	}
 }
@@ -247,7 +359,9 @@ func (s *session) setAdmin(user string) {
 	s.mu.Lock()
 	s.admin = user
 	s.mu.Unlock()
-	s.log = s.log.With("user", user)
+	// The acting administrator is "admin" in every line this session
+	// logs; "user" is kept for the user a command acts on.
+	s.log = s.log.With("admin", user)
 }
 
 func (s *session) adminName() string {
@@ -264,11 +378,7 @@ func (srv *Server) serveConn(ctx context.Context, s *session) {
 	defer stop()
 	s.log.Debug("session opened")
 	defer s.log.Debug("session closed")
-	login := srv.LoginTimeout
-	if login <= 0 {
-		login = DefaultLoginTimeout
-	}
-	loginBy := time.Now().Add(login)
+	loginBy := time.Now().Add(srv.loginTimeout())
 	for {
 		deadline := time.Now().Add(srv.idleTimeout())
 		if s.phase&phasesAuthorization != 0 && loginBy.Before(deadline) {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -120,10 +122,12 @@ func TestDisconnectMidCommand(t *testing.T) {
 	c.expect("\n")
 }
 
-// TestManySessions runs 50 admin sessions at once.
+// TestManySessions runs 50 admin sessions at once. They all connect from
+// one address at the same instant, so the pool of sessions waiting for
+// login is sized for them.
 func TestManySessions(t *testing.T) {
-	addr := serve(t, &pctp.Server{})
 	const n = 50
+	addr := serve(t, &pctp.Server{MaxWaiting: n, MaxWaitingPerSource: n})
 	var ready, wg sync.WaitGroup
 	ready.Add(n)
 	errs := make(chan error, n)
@@ -159,16 +163,42 @@ func TestManySessions(t *testing.T) {
 	}
 }
 
+// TestMaxSessions: MaxSessions counts logged-in sessions; a login beyond
+// it is refused and closed, and a slot freed is usable again.
 func TestMaxSessions(t *testing.T) {
 	addr := serve(t, &pctp.Server{MaxSessions: 2})
+	var in []*raw
 	for range 2 {
 		c := dialRaw(t, addr)
-		c.send("HELP\n")
-		c.expect("+OK Sending help...\n")
+		c.login()
+		in = append(in, c)
 	}
 	c := dialRaw(t, addr)
+	c.send("HELP\n") // not logged in: not counted
+	c.expect("+OK Sending help...\n")
+	for c.line() != "\n" {
+	}
+	c.send("USER admin\nPASS password\n")
+	c.expect("+OK Please send password\n")
 	c.expect("-ERR Too many sessions\n")
 	c.expectEOF()
+
+	in[0].send("EXIT\n")
+	in[0].expect("+OK Done\n")
+	in[0].expectEOF()
+	// The slot is free once the server has seen the session end.
+	for i := 0; ; i++ {
+		c := dialRaw(t, addr)
+		c.send("USER admin\nPASS password\n")
+		c.expect("+OK Please send password\n")
+		if c.line() == "+OK Successfully logged in\n" {
+			break
+		}
+		if i == 50 {
+			t.Fatal("the slot of a session that ended was not freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestExitCloses(t *testing.T) {
@@ -252,7 +282,7 @@ func TestServeNeedsAdmin(t *testing.T) {
 	}
 }
 
-// TestLoginThrottle: failures are counted per address across sessions, the
+// TestLoginThrottle: failures are counted per source across sessions, the
 // delay function sees the count, and a successful login resets it.
 func TestLoginThrottle(t *testing.T) {
 	var mu sync.Mutex
@@ -420,5 +450,67 @@ func TestLoginTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("an unauthenticated session lived %v", d)
+	}
+}
+
+// TestAdminLogKeys: with a JSON logger, every line about an admin's change
+// names the acting administrator ("admin") apart from the user or thing it
+// acts on, so neither is lost to a duplicate key.
+func TestAdminLogKeys(t *testing.T) {
+	var logs syncBuffer
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs, JSONFormat: true})
+	c := dialRaw(t, serve(t, &pctp.Server{Logger: logger}))
+	c.login()
+	for _, step := range []struct{ cmd, want string }{
+		{"ADD BASIC", "+OK Please provide new user credentials\n"},
+		{"USER alice", "+OK Please send password\n"},
+		{"PASS pw", "+OK Successfully added user\n"},
+		{"CONFIG IO=8000", "+OK Setting IO buffers size\n"},
+		{"KILL 7", "+OK Killed session 7\n"},
+		{"KILL USER alice", "+OK Killed 1 session(s) of alice\n"},
+		{"RULE ADD 1 deny ports=25", "+OK Added rule\n"},
+		{"RULE DEL 1", "+OK Deleted rule 1\n"},
+		{"DEL alice", "+OK Successfully deleted user\n"},
+	} {
+		c.send(step.cmd + "\n")
+		c.expect(step.want)
+	}
+	c.send("EXIT\n")
+	c.expect("+OK Done\n")
+	c.expectEOF()
+
+	// The subject of each change: key and value.
+	want := map[string][2]string{
+		"user added":      {"user", "alice"},
+		"setting changed": {"key", "iobuf.size"},
+		"session killed":  {"session", "7"},
+		"sessions killed": {"user", "alice"},
+		"rule added":      {"position", "1"},
+		"rule deleted":    {"position", "1"},
+		"user deleted":    {"user", "alice"},
+	}
+	seen := map[string]bool{}
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", line, err)
+		}
+		msg, _ := m["@message"].(string)
+		subject, ok := want[msg]
+		if !ok {
+			continue
+		}
+		seen[msg] = true
+		if m["admin"] != "admin" {
+			t.Errorf("%q: admin = %v, want admin: %s", msg, m["admin"], line)
+		}
+		if got := fmt.Sprint(m[subject[0]]); got != subject[1] {
+			t.Errorf("%q: %s = %s, want %s: %s", msg, subject[0], got, subject[1], line)
+		}
+	}
+	for msg := range want {
+		if !seen[msg] {
+			t.Errorf("no %q line in the log:\n%s", msg, logs.String())
+		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/socks5d/socks5d/middleware"
 )
 
-// DefaultLoginDelay is the delay before checking a login from an address
+// DefaultLoginDelay is the delay before checking a login from a source
 // that has already failed failures times recently: nothing for the first
 // three failures, then 250ms doubling up to 4s.
 func DefaultLoginDelay(failures int) time.Duration {
@@ -27,98 +27,236 @@ func DefaultLoginDelay(failures int) time.Duration {
 	return min(first<<n, limit)
 }
 
-// failureTracker counts failed logins per client address (IPv4 address, or
-// IPv6 /64), shared by all of that address's sessions. It holds at most max
-// addresses; an entry is forgotten ttl after its last failure.
-type failureTracker struct {
-	mu  sync.Mutex
-	m   map[netip.Prefix]*failures
-	max int
-	ttl time.Duration
-	now func() time.Time
+// Defaults for LoginLimits' zero fields.
+const (
+	DefaultSourceFailures = 10
+	DefaultUserFailures   = 20
+	DefaultLockout        = time.Minute
+	DefaultMaxLockout     = 15 * time.Minute
+)
+
+// How PCTP groups login sources: an IPv4 /24 or an IPv6 /64 is one source,
+// as whoever holds one address there usually holds its neighbours too.
+const (
+	sourceBits4 = 24
+	sourceBits6 = 64
+)
+
+// loginSource is the source group of a client address.
+func loginSource(a netip.Addr) netip.Prefix {
+	return middleware.ClientNetwork(a, sourceBits4, sourceBits6)
 }
 
-type failures struct {
-	n    int
-	last time.Time
+// LoginLimits bound password guessing over PCTP, whatever the number of
+// parallel sessions: each source (an IPv4 /24 or an IPv6 /64) and each user
+// name (from any source) may fail a number of logins; the next PASS is
+// refused without checking the password, for a lockout that doubles each
+// time the same source or name is locked out again. A login in flight
+// counts against the budget until it is answered, so parallel sessions
+// cannot overrun it: a PASS that would waits for one in flight to end (a
+// burst of right passwords is checked a few at a time, not refused). A
+// source's failures are forgotten on its next
+// successful login; a name's are not (the attacker may be elsewhere).
+// Either is forgotten trackerTTL after its last failure or lockout.
+type LoginLimits struct {
+	// SourceFailures is how many failed logins a source may have before
+	// it is locked out. Zero means DefaultSourceFailures.
+	SourceFailures int
+	// UserFailures is how many failed logins as one user name, from any
+	// source, lock that name out. Zero means DefaultUserFailures.
+	UserFailures int
+	// Lockout is how long the first lockout lasts; each further one of
+	// the same source or name lasts twice the previous. Zero means
+	// DefaultLockout.
+	Lockout time.Duration
+	// MaxLockout caps the doubling. Zero means DefaultMaxLockout.
+	MaxLockout time.Duration
 }
 
+func (l LoginLimits) withDefaults() LoginLimits {
+	if l.SourceFailures <= 0 {
+		l.SourceFailures = DefaultSourceFailures
+	}
+	if l.UserFailures <= 0 {
+		l.UserFailures = DefaultUserFailures
+	}
+	if l.Lockout <= 0 {
+		l.Lockout = DefaultLockout
+	}
+	if l.MaxLockout <= 0 {
+		l.MaxLockout = DefaultMaxLockout
+	}
+	l.MaxLockout = max(l.MaxLockout, l.Lockout)
+	return l
+}
+
+// Bounds of each budget's memory.
 const (
 	trackerMax = 4096
 	trackerTTL = 15 * time.Minute
 )
 
-func newFailureTracker(max int, ttl time.Duration) *failureTracker {
-	return &failureTracker{m: map[netip.Prefix]*failures{}, max: max, ttl: ttl, now: time.Now}
+// budget counts the failed logins of one kind of key (a source group, a
+// user name). It holds at most max keys; a key is forgotten ttl after its
+// last failure or the end of its lockout.
+type budget[K comparable] struct {
+	limit       int
+	first, most time.Duration
+	max         int
+	ttl         time.Duration
+	now         func() time.Time
+
+	mu      sync.Mutex
+	m       map[K]*tally
+	changed chan struct{} // closed, and replaced, by every release
 }
 
-// count returns the recent failures from a.
-func (t *failureTracker) count(a netip.Addr) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.m[middleware.ClientGroup(a)]
-	if !ok {
-		return 0
-	}
-	if t.now().Sub(f.last) > t.ttl {
-		delete(t.m, middleware.ClientGroup(a))
-		return 0
-	}
-	return f.n
+// tally is one key's account.
+type tally struct {
+	fails    int       // failures since the last lockout ended or reset
+	inflight int       // logins being checked now
+	lockouts int       // lockouts so far, for the doubling
+	until    time.Time // locked out until then
+	last     time.Time // last failure
 }
 
-// fail records a failure from a.
-func (t *failureTracker) fail(a netip.Addr) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	k := middleware.ClientGroup(a)
-	f, ok := t.m[k]
-	if ok && now.Sub(f.last) > t.ttl {
-		f.n = 0
+func newBudget[K comparable](limit int, first, most time.Duration) *budget[K] {
+	return &budget[K]{
+		limit: limit, first: first, most: most,
+		max: trackerMax, ttl: trackerTTL, now: time.Now,
+		m: map[K]*tally{}, changed: make(chan struct{}),
+	}
+}
+
+// verdict is what acquire decides.
+type verdict uint8
+
+const (
+	granted verdict = iota // the attempt may be checked
+	locked                 // the key is locked out
+	busy                   // attempts in flight use up the budget: wait
+)
+
+// stale reports whether t can be forgotten at now.
+func (b *budget[K]) stale(t *tally, now time.Time) bool {
+	latest := t.last
+	if t.until.After(latest) {
+		latest = t.until
+	}
+	return t.inflight == 0 && now.After(t.until) && now.Sub(latest) > b.ttl
+}
+
+// acquire reserves one login attempt for k and says granted; or, without
+// reserving anything, locked when k is locked out, or busy when k's
+// attempts in flight already use up what is left of its budget. When busy,
+// the channel is closed at the next release of any key.
+func (b *budget[K]) acquire(k K) (verdict, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	t, ok := b.m[k]
+	if ok && b.stale(t, now) {
+		delete(b.m, k)
+		ok = false
 	}
 	if !ok {
-		if len(t.m) >= t.max {
-			t.evict(now)
+		if len(b.m) >= b.max {
+			b.evict(now)
 		}
-		f = &failures{}
-		t.m[k] = f
+		t = &tally{}
+		b.m[k] = t
 	}
-	f.n++
-	f.last = now
+	if now.Before(t.until) {
+		return locked, nil
+	}
+	if t.fails >= b.limit {
+		// The lockout is over: one more try, and the next failure locks
+		// the key out again, for longer.
+		t.fails = b.limit - 1
+	}
+	if t.fails+t.inflight >= b.limit {
+		return busy, b.changed
+	}
+	t.inflight++
+	return granted, nil
 }
 
-// reset forgets a's failures (after a successful login).
-func (t *failureTracker) reset(a netip.Addr) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, middleware.ClientGroup(a))
+// release ends an attempt acquire allowed. A failure is counted; when it
+// uses up the budget, k is locked out and release returns how long for
+// (zero otherwise). A success resets k's failures when reset is set.
+func (b *budget[K]) release(k K, failed, reset bool) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.changed)
+	b.changed = make(chan struct{})
+	now := b.now()
+	t, ok := b.m[k]
+	if !ok { // evicted meanwhile (the map was full of other keys)
+		if !failed {
+			return 0
+		}
+		t = &tally{inflight: 1}
+		if len(b.m) >= b.max {
+			b.evict(now)
+		}
+		b.m[k] = t
+	}
+	t.inflight--
+	switch {
+	case !failed && reset:
+		t.fails = 0
+	case failed:
+		t.fails++
+		t.last = now
+		if t.fails >= b.limit {
+			d := b.first << min(t.lockouts, 30)
+			if d <= 0 || d > b.most {
+				d = b.most
+			}
+			t.until = now.Add(d)
+			t.lockouts++
+			return d
+		}
+	}
+	return 0
 }
 
-// evict makes room: it drops expired entries and, if none had expired, the
-// one that failed longest ago. Called with the lock held, only when full.
-func (t *failureTracker) evict(now time.Time) {
-	var oldest netip.Prefix
-	var oldestAt time.Time
-	dropped := false
-	for k, f := range t.m {
-		if now.Sub(f.last) > t.ttl {
-			delete(t.m, k)
+// failures returns k's failures that count now.
+func (b *budget[K]) failures(k K) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.m[k]; ok && !b.stale(t, b.now()) {
+		return t.fails
+	}
+	return 0
+}
+
+// evict makes room: it drops the stale keys and, if none was, the key whose
+// last failure is oldest, preferring one not locked out now and with no
+// login in flight. Called with the lock held, only when full.
+func (b *budget[K]) evict(now time.Time) {
+	var victim K
+	var victimAt time.Time
+	victimFree, found, dropped := false, false, false
+	for k, t := range b.m {
+		if b.stale(t, now) {
+			delete(b.m, k)
 			dropped = true
 			continue
 		}
-		if oldestAt.IsZero() || f.last.Before(oldestAt) {
-			oldest, oldestAt = k, f.last
+		free := t.inflight == 0 && !now.Before(t.until)
+		if !found || free && !victimFree || free == victimFree && t.last.Before(victimAt) {
+			victim, victimAt, victimFree, found = k, t.last, free, true
 		}
 	}
-	if !dropped && !oldestAt.IsZero() {
-		delete(t.m, oldest)
+	if !dropped && found {
+		delete(b.m, victim)
 	}
 }
 
-// len is the number of tracked addresses.
-func (t *failureTracker) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
+// len is the number of keys held.
+func (b *budget[K]) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m)
 }

@@ -1,7 +1,7 @@
 package iobuf
 
-import "errors"
+import "fmt"
 
-// ErrSizeTooLarge is returned, wrapped with middleware.ErrBadValue and
-// naming the key, for a buffer size above MaxSize.
-var ErrSizeTooLarge = errors.New("iobuf: size is above the maximum of 16MiB")
+// ErrSizeRange is returned, wrapped with middleware.ErrBadValue and naming
+// the key and the value, for a buffer size outside MinSize..MaxSize.
+var ErrSizeRange = fmt.Errorf("iobuf: size must be %d..%d bytes", MinSize, MaxSize)

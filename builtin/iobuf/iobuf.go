@@ -17,9 +17,9 @@ const Type = "iobuf"
 const (
 	// DefaultSize is the buffer size when the key is absent.
 	DefaultSize = 32 << 10
-	// MinSize: smaller values are raised to it, as PCTP's CONFIG IO= says.
+	// MinSize is the smallest size; a smaller value is an error.
 	MinSize = 4096
-	// MaxSize: larger values are an error.
+	// MaxSize is the largest size; a larger value is an error.
 	MaxSize = 16 << 20
 )
 
@@ -56,10 +56,10 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Size > MaxSize {
-		return nil, fmt.Errorf("%w: key %q: %d: %w", middleware.ErrBadValue, "size", cfg.Size, ErrSizeTooLarge)
+	if cfg.Size < MinSize || cfg.Size > MaxSize {
+		return nil, fmt.Errorf("%w: key %q: %d: %w", middleware.ErrBadValue, "size", cfg.Size, ErrSizeRange)
 	}
-	return &stage{size: max(int(cfg.Size), MinSize)}, nil
+	return &stage{size: int(cfg.Size)}, nil
 }
 
 // Wrap sets the session's IO size before next.
@@ -75,6 +75,6 @@ func (st *stage) Settings() []middleware.Setting {
 	return []middleware.Setting{{
 		Key:   "size",
 		Value: strconv.Itoa(st.size),
-		Help:  "relay buffer size in bytes for new connections (min 4096)",
+		Help:  fmt.Sprintf("relay buffer size in bytes for new connections (%d..%d)", MinSize, MaxSize),
 	}}
 }

@@ -114,7 +114,7 @@ func TestScript(t *testing.T) {
 	code, out, errOut := pctpRun(t, script, "-h", "127.0.0.1", "-p", port)
 	want := "+OK Please send password\n" +
 		"+OK Successfully logged in\n" +
-		"+OK Sending stats...\ncurrent_connections: 1\ntotal_connections: 2\ncurrent_bytes_proxied: 3\ntotal_bytes_proxied: 4\npctp_failed_logins: 0\n\n" +
+		"+OK Sending stats...\ncurrent_connections: 1\ntotal_connections: 2\ncurrent_bytes_proxied: 3\ntotal_bytes_proxied: 4\npctp_failed_logins: 0\npctp_lockouts: 0\n\n" +
 		"+OK Setting IO buffers size\n" +
 		"+OK Sending settings...\niobuf.size: 8000\n\n" +
 		"+OK Done\n"

@@ -10,6 +10,11 @@ import (
 // IOSetting is the setting CONFIG IO=<bytes> changes.
 const IOSetting = "iobuf.size"
 
+// ioMinimum is the smallest IO size. PCTP.md: "Values below 4096 are raised
+// to 4096", so CONFIG IO= raises a smaller value and says so in its reply;
+// the key=value form and the configuration file refuse it instead.
+const ioMinimum = 4096
+
 // Replies to invalid arguments.
 const (
 	badConfigShape = "Expected IO=<bytes> or <key>=<value>"
@@ -57,11 +62,16 @@ func cmdConfig(_ context.Context, s *session, arg string) reply {
 	}
 	k, v, _ := strings.Cut(arg, "=")
 	if strings.EqualFold(k, "IO") {
+		msg := "Setting IO buffers size"
+		if n, _ := strconv.ParseInt(v, 10, 64); n < ioMinimum { // validSetting checked the digits
+			v = strconv.Itoa(ioMinimum)
+			msg += " to " + v + " (the minimum)"
+		}
 		if err := admin.Set(IOSetting, v); err != nil {
 			return fail("Cannot set IO buffers size: " + err.Error())
 		}
 		s.log.Info("setting changed", "key", IOSetting, "value", v)
-		return ok("Setting IO buffers size")
+		return ok(msg)
 	}
 	settings := admin.Settings()
 	known := make([]string, len(settings))

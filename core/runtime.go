@@ -105,6 +105,9 @@ type Runtime struct {
 
 	// dialer is the base dialer every session starts with.
 	dialer middleware.Dialer
+	// resolver looks up the names BIND and UDP ASSOCIATE resolve
+	// themselves; nil: net.DefaultResolver.
+	resolver resolver
 	// protected holds the server's own listeners, which clients may not
 	// dial (see Protect).
 	protected atomic.Pointer[protectSet]

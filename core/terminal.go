@@ -219,16 +219,3 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
 }
-
-// lookup resolves a name the engine needs itself (BIND's peer, a UDP
-// datagram's destination) within the connect timeout; the addresses come
-// unmapped and without zones, as the engine compares them.
-func (t *terminal) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-	for i := range addrs {
-		addrs[i] = addrs[i].Unmap().WithZone("")
-	}
-	return addrs, err
-}

@@ -145,10 +145,14 @@ type UserStatsSource interface {
 // does not go through the Dialer: each UDP datagram's destination and the
 // peer of a BIND.
 type Policy interface {
-	// Allowed reports whether the session may reach dest with cmd. When
-	// dest is a name, resolved holds the addresses it resolved to, each of
-	// which must be allowed too. rule is the index of the deciding rule,
-	// -1 for the default.
+	// Allowed reports whether the session may reach dest with cmd. rule is
+	// the index of the deciding rule, -1 for the default.
+	//
+	// A name is asked about twice, as a policy dialer does for CONNECT:
+	// first with resolved nil, before any lookup, when the policy refuses
+	// only a name it refuses whatever the name resolves to (a refused name
+	// never reaches DNS); then, if that allowed it, with resolved holding
+	// every address the name resolved to, each of which must be allowed.
 	Allowed(s *Session, cmd Command, dest Target, resolved []netip.Addr) (allowed bool, rule int)
 }
 

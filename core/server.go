@@ -87,9 +87,10 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	id := r.nextID.Add(1)
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	// A cancelled session (server stopping, user deleted) closes its conn,
-	// which ends any read or write in the chain.
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// A cancelled session (server stopping, user deleted, killed) closes
+	// its conn, which ends any read or write in the chain; a killed one is
+	// reset (see closeFor).
+	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
 	defer stop()
 	s := &middleware.Session{
 		ID:     id,

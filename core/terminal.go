@@ -45,7 +45,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	early := append([]byte(nil), h.buffered()...) // bytes the client sent past its request
 	h.release()
 	defer target.Close()
-	stop := context.AfterFunc(ctx, func() { target.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), target) })
 	defer stop()
 	if err := client.SetDeadline(time.Time{}); err != nil {
 		return err

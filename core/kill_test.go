@@ -68,7 +68,9 @@ func connectRaw(t *testing.T, rt *Runtime, proxyAddr string, dest netip.AddrPort
 	// kernel can hold: the rest is queued in the server.
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
-		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, clientRcvBuf) }); err != nil {
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, clientRcvBuf)
+		}); err != nil {
 			return err
 		}
 		return serr

@@ -119,6 +119,12 @@ type Runtime struct {
 	// counts BIND peers refused for their address.
 	udp         udpState
 	bindRefused atomic.Int64
+	// Readiness (health.go): SOCKS accept loops running, the saved state
+	// loaded (UseStore), and a drain begun (ServeSOCKS stopped by its
+	// context, or Shutdown).
+	accepting   atomic.Int32
+	stateLoaded atomic.Bool
+	draining    atomic.Bool
 }
 
 // NewRuntime compiles the configuration into the first snapshot. Errors

@@ -27,8 +27,13 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 	// while a connection is being added.
 	r.conns.Add(1)
 	defer r.conns.Done()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		r.draining.Store(true) // before the loop stops accepting
+		ln.Close()
+	})
 	defer stop()
+	r.accepting.Add(1)
+	defer r.accepting.Add(-1)
 	var backoff time.Duration
 	var lastLog time.Time
 	failures := 0
@@ -68,6 +73,7 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 // accepting first (cancel ServeSOCKS's context): Shutdown also waits for
 // ServeSOCKS to return.
 func (r *Runtime) Shutdown(ctx context.Context) int {
+	r.draining.Store(true)
 	done := make(chan struct{})
 	go func() { r.conns.Wait(); close(done) }()
 	select {

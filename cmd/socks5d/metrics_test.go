@@ -109,3 +109,81 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	}
 	return families
 }
+
+// get fetches url and returns the status and the body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// /healthz answers while the process runs; /ready is 200 while the server
+// takes connections and 503, with the reason, once it drains (the metrics
+// listener serves through the drain).
+func TestHealthEndpoints(t *testing.T) {
+	cfg := writeConfig(t, "metrics:\n  enabled: true\n  port: 0\nsocks:\n  drain_timeout: 20s\n"+lcAliceConfig)
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-c", cfg}, loopbackArgs...), io.Discard, logs) }()
+	var base, socks string
+	for deadline := time.Now().Add(10 * time.Second); base == "" || socks == ""; {
+		if m := metricsRE.FindStringSubmatch(logs.String()); m != nil {
+			base = strings.TrimSuffix(m[1], "/metrics")
+		}
+		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
+			socks = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never said where it listens:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	// Ready once the accept loop runs (a moment after the log line).
+	code, body := get(t, base+"/ready")
+	for deadline := time.Now().Add(5 * time.Second); code != http.StatusOK && time.Now().Before(deadline); code, body = get(t, base+"/ready") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/ready while serving = %d %q", code, body)
+	}
+
+	// A transfer in flight keeps the drain going.
+	held := lcOpenHeld(t, socks)
+	cancel()
+	code, body = get(t, base+"/ready")
+	for deadline := time.Now().Add(5 * time.Second); code == http.StatusOK && time.Now().Before(deadline); code, body = get(t, base+"/ready") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable || body != "not ready: draining, not accepting new connections\n" {
+		t.Fatalf("/ready while draining = %d %q", code, body)
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz while draining = %d %q", code, body)
+	}
+	held.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not stop after the drain")
+	}
+}

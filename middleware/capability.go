@@ -132,6 +132,19 @@ type ReadThrough interface {
 	Inner() net.Conn
 }
 
+// ProgressWriter is implemented by a conn wrapper (installed on
+// Session.Conn) whose Write moves bytes out in pieces over a long time, as
+// a rate limiter pacing them does. The relay writes through WriteProgress,
+// so the session's byte counters and its last activity (SESSIONS' idle and
+// rate, STATS) follow the bytes as they move rather than jumping when a
+// long Write returns.
+type ProgressWriter interface {
+	// WriteProgress is Write that calls moved(n) after each piece of n > 0
+	// bytes it has written; the pieces add up to the count it returns.
+	// moved is cheap (atomic updates) and must not be retained.
+	WriteProgress(p []byte, moved func(n int)) (int, error)
+}
+
 // UserStatsSource is implemented by a stage that keeps numbers per user
 // (PCTP's STATS USER <name>).
 type UserStatsSource interface {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -49,21 +48,7 @@ func startProxyResolving(t testing.TB, cfg *Config, res resolver) (*Runtime, str
 		t.Fatal(err)
 	}
 	rt.resolver = res // before the first connection
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.ServeSOCKS(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		sctx, stop := context.WithTimeout(context.Background(), time.Second)
-		defer stop()
-		rt.Shutdown(sctx)
-	})
-	return rt, ln.Addr().String()
+	return rt, serveOn(t, rt, "127.0.0.1:0")
 }
 
 // A UDP datagram for a name the policy refuses is dropped without the name

@@ -371,6 +371,13 @@ func startProxyOn(t testing.TB, cfg *Config, addr string) (*Runtime, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rt, serveOn(t, rt, addr)
+}
+
+// serveOn serves SOCKS for rt on addr until the test ends, then shuts rt
+// down; it returns the listener's address.
+func serveOn(t testing.TB, rt *Runtime, addr string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +392,7 @@ func startProxyOn(t testing.TB, cfg *Config, addr string) (*Runtime, string) {
 		defer stop()
 		rt.Shutdown(ctx)
 	})
-	return rt, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func TestUDPAssociateExchanges(t *testing.T) {

@@ -90,17 +90,9 @@ func TestMetricsEndpoint(t *testing.T) {
 // scrape fetches and parses a /metrics page.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	code, body := get(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, body)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
@@ -133,25 +125,8 @@ func get(t *testing.T, url string) (int, string) {
 // listener serves through the drain).
 func TestHealthEndpoints(t *testing.T) {
 	cfg := writeConfig(t, "metrics:\n  enabled: true\n  port: 0\nsocks:\n  drain_timeout: 20s\n"+lcAliceConfig)
-	t.Chdir(t.TempDir())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-c", cfg}, loopbackArgs...), io.Discard, logs) }()
-	var base, socks string
-	for deadline := time.Now().Add(10 * time.Second); base == "" || socks == ""; {
-		if m := metricsRE.FindStringSubmatch(logs.String()); m != nil {
-			base = strings.TrimSuffix(m[1], "/metrics")
-		}
-		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
-			socks = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never said where it listens:\n%s", logs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p := startInProcess(t, append([]string{"-c", cfg}, loopbackArgs...), listenRE, metricsRE)
+	socks, base := p.found[0], strings.TrimSuffix(p.found[1], "/metrics")
 	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
@@ -166,7 +141,7 @@ func TestHealthEndpoints(t *testing.T) {
 
 	// A transfer in flight keeps the drain going.
 	held := lcOpenHeld(t, socks)
-	cancel()
+	p.cancel()
 	code, body = get(t, base+"/ready")
 	for deadline := time.Now().Add(5 * time.Second); code == http.StatusOK && time.Now().Before(deadline); code, body = get(t, base+"/ready") {
 		time.Sleep(5 * time.Millisecond)
@@ -178,12 +153,5 @@ func TestHealthEndpoints(t *testing.T) {
 		t.Fatalf("/healthz while draining = %d %q", code, body)
 	}
 	held.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the server did not stop after the drain")
-	}
+	p.wait(t)
 }

@@ -9,25 +9,17 @@ import (
 	"time"
 )
 
-var sessionRE = regexp.MustCompile(`^\d+ bob \S+ \S+ up=(\d+) down=(\d+) age=\d+s idle=(\d+)s rate=(\d+)$`)
+var sessionRE = regexp.MustCompile(`^\d+ alice \S+ \S+ up=(\d+) down=(\d+) age=\d+s idle=(\d+)s rate=(\d+)$`)
 
 // A transfer paced by the ratelimit stage far below the relay's buffer
 // size (8 KiB/s against 32 KiB) moves a piece at a time, and SESSIONS
 // follows the pieces: listing after listing shows a rate above 0 and no
 // idle time, instead of one jump per relay buffer every four seconds.
 func TestSessionsFollowPacedTransfer(t *testing.T) {
-	cfg := writeConfig(t, `
-users:
-  - {name: bob, password: builder, role: basic}
-chain:
-  - use: auth
-  - use: ratelimit
-    per_connection: 8KiB
-    burst: 4096
-`)
+	cfg := writeConfig(t, "chain:\n  - use: auth\n  - use: ratelimit\n    per_connection: 8KiB\n    burst: 4096\n"+lcAliceConfig)
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
 	target := newLCTarget(t, func(c net.Conn) { _, _ = c.Write(make([]byte, 1<<20)) })
-	c, err := dialer(t, s.socks, "bob", "builder").Dial("tcp", target.addr())
+	c, err := dialer(t, s.socks, "alice", "wonderland").Dial("tcp", target.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +40,7 @@ chain:
 			}
 		}
 		if line == "" {
-			t.Fatalf("SESSIONS does not list bob's transfer: %q", seen)
+			t.Fatalf("SESSIONS does not list alice's transfer: %q", seen)
 		}
 		seen = append(seen, line)
 		m := sessionRE.FindStringSubmatch(line)

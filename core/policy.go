@@ -46,10 +46,14 @@ func (t *terminal) allowed(s *middleware.Session, cmd middleware.Command, dest m
 }
 
 // nameAllowed is the check of a name before it is looked up: false when a
-// policy refuses it whatever it resolves to. An address passes (it is
-// checked with the request).
+// policy refuses it whatever it resolves to. An address, or a name that is
+// an IP literal (no DNS involved), passes: it is checked once, with what
+// it resolves to.
 func (t *terminal) nameAllowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target) bool {
 	if dest.Name == "" || len(t.policies) == 0 {
+		return true
+	}
+	if _, err := netip.ParseAddr(dest.Name); err == nil {
 		return true
 	}
 	return t.allowed(s, cmd, dest, nil)
@@ -57,9 +61,13 @@ func (t *terminal) nameAllowed(s *middleware.Session, cmd middleware.Command, de
 
 // lookup resolves a name the engine needs itself (BIND's peer, a UDP
 // datagram's destination) within the connect timeout; the addresses come
-// unmapped and without zones, as the engine compares them. Ask
-// nameAllowed first: a refused name must not be looked up.
+// unmapped and without zones, as the engine compares them. An IP literal
+// is its own address. Ask nameAllowed first: a refused name must not be
+// looked up.
 func (t *terminal) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(name); err == nil { // a literal: no lookup
+		return []netip.Addr{a.Unmap().WithZone("")}, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
 	defer cancel()
 	var res resolver = net.DefaultResolver

@@ -76,8 +76,11 @@ func TestUDPDeniedNameNotResolved(t *testing.T) {
 	if got := res.lookups(); !slices.Equal(got, []string{"allowed.test"}) {
 		t.Fatalf("lookups %q, want only allowed.test", got)
 	}
+	// A name that is an IP literal involves no DNS: it is asked about
+	// once, with its address.
+	c.exchange(t, middleware.Target{Name: "127.0.0.1", Port: echo.addr.Port()}, echo.addr, "literal")
 	q := rt.Snapshot().Stages[1].Middleware.(*testPolicy).questions()
-	if want := []string{"secret.test/0", "allowed.test/0", "allowed.test/1"}; !slices.Equal(q, want) {
+	if want := []string{"secret.test/0", "allowed.test/0", "allowed.test/1", "127.0.0.1/1"}; !slices.Equal(q, want) {
 		t.Fatalf("the policy was asked %q, want %q", q, want)
 	}
 }

@@ -43,11 +43,16 @@ func BenchmarkDefaultChain(b *testing.B) {
 		if _, err := s.Auth.Authenticate(ctx, "alice", "pw"); err != nil {
 			return err
 		}
+		s.User, s.Role, s.AuthState = "alice", middleware.RoleBasic, middleware.AuthOK
+		s.Command, s.Target = middleware.CmdConnect, middleware.Target{Addr: netip.MustParseAddr("127.0.0.1"), Port: 9}
+		for _, a := range s.Admissions {
+			if err := a.Admit(ctx, s); err != nil {
+				return err
+			}
+		}
 		if _, err := s.Dialer.DialContext(ctx, "tcp", "127.0.0.1:9"); err != nil {
 			return err
 		}
-		s.User, s.Role, s.AuthState = "alice", middleware.RoleBasic, middleware.AuthOK
-		s.Command, s.Target = middleware.CmdConnect, middleware.Target{Addr: netip.MustParseAddr("127.0.0.1"), Port: 9}
 		s.Reply, s.ReplySent = middleware.ReplySucceeded, true
 		s.Up.Add(8)
 		s.Down.Add(8)

@@ -66,6 +66,10 @@ func (t *terminal) bind(ctx context.Context, s *middleware.Session, h *hsReader)
 	dest := s.Target
 	var expected, resolved []netip.Addr
 	if dest.Name != "" {
+		// A name the policy refuses is never looked up.
+		if !t.nameAllowed(s, middleware.CmdBind, dest) {
+			return fail(middleware.ReplyNotAllowed, ErrPolicyRefused)
+		}
 		addrs, err := t.lookup(ctx, dest.Name)
 		if err != nil {
 			return fail(replyFor(err), err)

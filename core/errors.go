@@ -47,6 +47,9 @@ var (
 	// ErrNoSuchSession: KILL names no open session.
 	ErrNoSuchSession = errors.New("core: no such session")
 
+	// ErrNotReady: the server should not be sent new connections (Ready).
+	ErrNotReady = errors.New("core: not ready")
+
 	// ErrState is wrapped by every error about the saved state.
 	ErrState = errors.New("core: state")
 	// ErrDataDir: the data directory cannot be used safely: it cannot be

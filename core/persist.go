@@ -33,6 +33,7 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 	}
 	r.store, r.state = store, st
 	r.install(s)
+	r.stateLoaded.Store(true)
 	return skipped, nil
 }
 

@@ -205,6 +205,12 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 
 func (d *direction) buffered() error {
 	pool := poolFor(d.ioSize)
+	// A writer that paces its pieces reports each as it goes out.
+	pw, paced := d.dst.(middleware.ProgressWriter)
+	moved := func(n int) {
+		d.count.Add(int64(n))
+		d.progress()
+	}
 	for {
 		if _, err := d.ready.wait(); err != nil {
 			if d.rearm(err) {
@@ -215,11 +221,13 @@ func (d *direction) buffered() error {
 		bp := pool.Get().(*[]byte)
 		nr, rerr := d.src.Read(*bp)
 		var werr error
-		if nr > 0 {
+		switch {
+		case nr > 0 && paced:
+			_, werr = pw.WriteProgress((*bp)[:nr], moved)
+		case nr > 0:
 			var nw int
 			nw, werr = d.dst.Write((*bp)[:nr])
-			d.count.Add(int64(nw))
-			d.progress()
+			moved(nw)
 		}
 		pool.Put(bp)
 		switch {

@@ -110,6 +110,9 @@ type Runtime struct {
 
 	// dialer is the base dialer every session starts with.
 	dialer middleware.Dialer
+	// resolver looks up the names BIND and UDP ASSOCIATE resolve
+	// themselves; nil: net.DefaultResolver.
+	resolver resolver
 	// protected holds the server's own listeners, which clients may not
 	// dial (see Protect).
 	protected atomic.Pointer[protectSet]
@@ -121,6 +124,12 @@ type Runtime struct {
 	// counts BIND peers refused for their address.
 	udp         udpState
 	bindRefused atomic.Int64
+	// Readiness (health.go): SOCKS accept loops running, the saved state
+	// loaded (UseStore), and a drain begun (ServeSOCKS stopped by its
+	// context, or Shutdown).
+	accepting   atomic.Int32
+	stateLoaded atomic.Bool
+	draining    atomic.Bool
 }
 
 // NewRuntime compiles the configuration into the first snapshot. Errors

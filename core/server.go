@@ -27,8 +27,13 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 	// while a connection is being added.
 	r.conns.Add(1)
 	defer r.conns.Done()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		r.draining.Store(true) // before the loop stops accepting
+		ln.Close()
+	})
 	defer stop()
+	r.accepting.Add(1)
+	defer r.accepting.Add(-1)
 	var backoff time.Duration
 	var lastLog time.Time
 	failures := 0
@@ -68,6 +73,7 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 // accepting first (cancel ServeSOCKS's context): Shutdown also waits for
 // ServeSOCKS to return.
 func (r *Runtime) Shutdown(ctx context.Context) int {
+	r.draining.Store(true)
 	done := make(chan struct{})
 	go func() { r.conns.Wait(); close(done) }()
 	select {
@@ -87,9 +93,10 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	id := r.nextID.Add(1)
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	// A cancelled session (server stopping, user deleted) closes its conn,
-	// which ends any read or write in the chain.
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// A cancelled session (server stopping, user deleted, killed) closes
+	// its conn, which ends any read or write in the chain; a killed one is
+	// reset (see closeFor).
+	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
 	defer stop()
 	s := &middleware.Session{
 		ID:     id,

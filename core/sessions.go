@@ -2,7 +2,9 @@ package core
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -145,4 +147,32 @@ func (r *Runtime) KillUser(name string) int {
 		}
 	}
 	return n
+}
+
+// aborts reports whether a session ended by cause is aborted rather than
+// closed: an administrator ended it (KILL, KILL USER, or DEL of its user).
+// Its connections are then reset, so nothing more is delivered either way.
+func aborts(cause error) bool {
+	return errors.Is(cause, ErrKilled) || errors.Is(cause, ErrUserDeleted)
+}
+
+// closeFor closes c as the end of its session, cause, requires: at once
+// with a reset (SO_LINGER 0: the unsent queue is dropped) when the session
+// is aborted, else in order. It looks through conn wrappers that declare
+// middleware.ReadThrough for the socket.
+func closeFor(cause error, c net.Conn) error {
+	if aborts(cause) {
+		for inner := c; inner != nil; {
+			if l, ok := inner.(interface{ SetLinger(int) error }); ok {
+				_ = l.SetLinger(0)
+				break
+			}
+			u, ok := inner.(middleware.ReadThrough)
+			if !ok {
+				break
+			}
+			inner = u.Inner()
+		}
+	}
+	return c.Close()
 }

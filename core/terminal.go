@@ -45,7 +45,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	early := append([]byte(nil), h.buffered()...) // bytes the client sent past its request
 	h.release()
 	defer target.Close()
-	stop := context.AfterFunc(ctx, func() { target.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), target) })
 	defer stop()
 	if err := client.SetDeadline(time.Time{}); err != nil {
 		return err
@@ -109,14 +109,19 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 	s.Command, s.Target = req.cmd, req.target
 	t.rt.sessions.setRequest(s.ID, req.cmd, req.target)
 	switch req.cmd {
-	case middleware.CmdConnect:
+	case middleware.CmdConnect, middleware.CmdBind, middleware.CmdUDPAssociate:
+	default:
+		t.reply(s, middleware.ReplyCommandUnsupported, netip.AddrPort{})
+		return nil, &middleware.ReplyError{Code: middleware.ReplyCommandUnsupported}
+	}
+	if err := t.admit(ctx, s); err != nil {
+		return nil, err
+	}
+	switch req.cmd {
 	case middleware.CmdBind:
 		return t.bind(ctx, s, h)
 	case middleware.CmdUDPAssociate:
 		return nil, t.udpAssociate(ctx, s)
-	default:
-		t.reply(s, middleware.ReplyCommandUnsupported, netip.AddrPort{})
-		return nil, &middleware.ReplyError{Code: middleware.ReplyCommandUnsupported}
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
@@ -134,6 +139,24 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		return nil, err
 	}
 	return target, nil
+}
+
+// admit asks the session's admissions about the request, in order; the
+// first refusal is replied (its ReplyError's code, else 0x01) and returned
+// as a *middleware.ReplyError.
+func (t *terminal) admit(ctx context.Context, s *middleware.Session) error {
+	for _, a := range s.Admissions {
+		if err := a.Admit(ctx, s); err != nil {
+			var re *middleware.ReplyError
+			if !errors.As(err, &re) {
+				re = &middleware.ReplyError{Code: middleware.ReplyGeneralFailure, Err: err}
+				err = re
+			}
+			t.reply(s, re.Code, netip.AddrPort{})
+			return err
+		}
+	}
+	return nil
 }
 
 // authenticate runs the RFC 1929 subnegotiation.
@@ -218,17 +241,4 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
-}
-
-// lookup resolves a name the engine needs itself (BIND's peer, a UDP
-// datagram's destination) within the connect timeout; the addresses come
-// unmapped and without zones, as the engine compares them.
-func (t *terminal) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-	for i := range addrs {
-		addrs[i] = addrs[i].Unmap().WithZone("")
-	}
-	return addrs, err
 }

@@ -238,27 +238,6 @@ func (r *Runtime) commandStats(out []middleware.Stat) []middleware.Stat {
 	)
 }
 
-// policiesOf returns the stages that are destination policies.
-func policiesOf(stages []Stage) []middleware.Policy {
-	var ps []middleware.Policy
-	for _, st := range stages {
-		if p, ok := st.Middleware.(middleware.Policy); ok {
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
-// allowed asks every destination policy; all must allow.
-func (t *terminal) allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) bool {
-	for _, p := range t.policies {
-		if ok, _ := p.Allowed(s, cmd, dest, resolved); !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // udpAssociate serves a UDP ASSOCIATE request to its end: it opens the
 // relay, replies, relays datagrams until the control connection ends or
 // the association is idle, and closes everything it opened.
@@ -517,6 +496,11 @@ func (a *association) fromClient(buf []byte, n int, from netip.AddrPort) {
 	var dest middleware.Target
 	var resolved []netip.Addr
 	if h.name != nil {
+		// A name the policy refuses is never looked up.
+		if len(a.t.policies) > 0 && !a.t.nameAllowed(a.s, middleware.CmdUDPAssociate, middleware.Target{Name: string(h.name), Port: h.port}) {
+			u.droppedPolicy.Add(1)
+			return
+		}
 		e := a.resolve(h.name)
 		if e.addrs == nil {
 			u.droppedOther.Add(1)

@@ -29,24 +29,31 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.policy", New: newTestPolicy})
 }
 
-// testPolicy is a destination policy: it refuses the listed ports, and
-// names that come without resolved addresses; with panic, it panics.
+// testPolicy is a destination policy: it refuses the listed ports and,
+// by name before any lookup, the listed names; with panic, it panics. It
+// records every question about a name: the name and how many addresses
+// came with it.
 type testPolicy struct {
-	deny  []uint16
-	panic bool
+	deny      []uint16
+	denyNames []string
+	panic     bool
+
+	mu    sync.Mutex
+	asked []string
 }
 
 var _ middleware.Policy = (*testPolicy)(nil)
 
 func newTestPolicy(p middleware.Params) (middleware.Middleware, error) {
 	var cfg struct {
-		Deny  []int `json:"deny_ports"`
-		Panic bool  `json:"panic"`
+		Deny      []int    `json:"deny_ports"`
+		DenyNames []string `json:"deny_names"`
+		Panic     bool     `json:"panic"`
 	}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	tp := &testPolicy{panic: cfg.Panic}
+	tp := &testPolicy{panic: cfg.Panic, denyNames: cfg.DenyNames}
 	for _, d := range cfg.Deny {
 		tp.deny = append(tp.deny, uint16(d))
 	}
@@ -59,16 +66,28 @@ func (tp *testPolicy) Allowed(s *middleware.Session, cmd middleware.Command, des
 	if tp.panic {
 		panic("test policy")
 	}
+	if dest.Name != "" {
+		tp.mu.Lock()
+		tp.asked = append(tp.asked, fmt.Sprintf("%s/%d", dest.Name, len(resolved)))
+		tp.mu.Unlock()
+	}
 	if s == nil || s.User == "" || (cmd != middleware.CmdUDPAssociate && cmd != middleware.CmdBind) {
 		return false, 0
 	}
-	if dest.Name != "" && len(resolved) == 0 {
+	if slices.Contains(tp.denyNames, dest.Name) {
 		return false, 1
 	}
 	if slices.Contains(tp.deny, dest.Port) {
 		return false, 2
 	}
 	return true, -1
+}
+
+// questions returns the questions about names so far, "name/addresses".
+func (tp *testPolicy) questions() []string {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return slices.Clone(tp.asked)
 }
 
 // haveIPv6 reports whether ::1 is usable here.
@@ -352,6 +371,13 @@ func startProxyOn(t testing.TB, cfg *Config, addr string) (*Runtime, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rt, serveOn(t, rt, addr)
+}
+
+// serveOn serves SOCKS for rt on addr until the test ends, then shuts rt
+// down; it returns the listener's address.
+func serveOn(t testing.TB, rt *Runtime, addr string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +392,7 @@ func startProxyOn(t testing.TB, cfg *Config, addr string) (*Runtime, string) {
 		defer stop()
 		rt.Shutdown(ctx)
 	})
-	return rt, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func TestUDPAssociateExchanges(t *testing.T) {
@@ -587,12 +613,16 @@ func TestUDPPolicyPerDatagram(t *testing.T) {
 	if n := denied.received(); n != 0 {
 		t.Fatalf("the refused destination got %d datagrams", n)
 	}
-	// A name reaches the policy with its resolved addresses (the test
-	// policy refuses names without).
+	// A name reaches the policy twice: alone before the lookup, then with
+	// its resolved addresses.
 	if _, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", "localhost"); err == nil && echoOnLocalhost(t) {
 		c.send(t, middleware.Target{Name: "localhost", Port: echo.addr.Port()}, 0, "by name")
 		if _, got, ok := c.recv(t, 5*time.Second); !ok || got != "echo:by name" {
 			t.Fatalf("name: answer %q, %v", got, ok)
+		}
+		q := rt.Snapshot().Stages[1].Middleware.(*testPolicy).questions()
+		if len(q) != 2 || q[0] != "localhost/0" || q[1] == "localhost/0" || !strings.HasPrefix(q[1], "localhost/") {
+			t.Fatalf("the policy was asked %q, want localhost alone then with its addresses", q)
 		}
 	}
 	c.exchange(t, echo.target(), echo.addr, "still allowed")

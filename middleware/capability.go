@@ -132,6 +132,19 @@ type ReadThrough interface {
 	Inner() net.Conn
 }
 
+// ProgressWriter is implemented by a conn wrapper (installed on
+// Session.Conn) whose Write moves bytes out in pieces over a long time, as
+// a rate limiter pacing them does. The relay writes through WriteProgress,
+// so the session's byte counters and its last activity (SESSIONS' idle and
+// rate, STATS) follow the bytes as they move rather than jumping when a
+// long Write returns.
+type ProgressWriter interface {
+	// WriteProgress is Write that calls moved(n) after each piece of n > 0
+	// bytes it has written; the pieces add up to the count it returns.
+	// moved is cheap (atomic updates) and must not be retained.
+	WriteProgress(p []byte, moved func(n int)) (int, error)
+}
+
 // UserStatsSource is implemented by a stage that keeps numbers per user
 // (PCTP's STATS USER <name>).
 type UserStatsSource interface {
@@ -145,10 +158,14 @@ type UserStatsSource interface {
 // does not go through the Dialer: each UDP datagram's destination and the
 // peer of a BIND.
 type Policy interface {
-	// Allowed reports whether the session may reach dest with cmd. When
-	// dest is a name, resolved holds the addresses it resolved to, each of
-	// which must be allowed too. rule is the index of the deciding rule,
-	// -1 for the default.
+	// Allowed reports whether the session may reach dest with cmd. rule is
+	// the index of the deciding rule, -1 for the default.
+	//
+	// A name is asked about twice, as a policy dialer does for CONNECT:
+	// first with resolved nil, before any lookup, when the policy refuses
+	// only a name it refuses whatever the name resolves to (a refused name
+	// never reaches DNS); then, if that allowed it, with resolved holding
+	// every address the name resolved to, each of which must be allowed.
 	Allowed(s *Session, cmd Command, dest Target, resolved []netip.Addr) (allowed bool, rule int)
 }
 

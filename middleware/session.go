@@ -48,6 +48,10 @@ type Session struct {
 	// Pacer limits traffic that does not flow through Conn: UDP datagrams
 	// (configure). Nil means no limit.
 	Pacer Pacer
+	// Admissions decide whether the request is served at all (configure:
+	// a stage appends its own). The terminal handler asks each in order,
+	// once the user and the request are known, for every command.
+	Admissions []Admission
 
 	// User is the authenticated user name, "" when there was none (fact).
 	// The terminal handler sets the identity fields (User, Role, AuthState)
@@ -93,6 +97,20 @@ func (s *Session) Duration() time.Duration {
 // Dialer opens outbound connections; *net.Dialer satisfies it.
 type Dialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Admission is what a stage installs (on Session.Admissions) to admit or
+// refuse a request by who asks and what: a limit on a user's connections,
+// say. Unlike a Dialer, which only CONNECT uses, it is asked for every
+// command: CONNECT, BIND and UDP ASSOCIATE alike.
+type Admission interface {
+	// Admit is called once per session, in the goroutine that called the
+	// chain, after authentication and the request (User, Role, Command and
+	// Target are set) and before the engine dials, listens for the BIND
+	// peer or opens the UDP relay. A non-nil error refuses the request: a
+	// *ReplyError's code is the reply the client gets, otherwise 0x01.
+	// What Admit takes, the stage gives back after next returns.
+	Admit(ctx context.Context, s *Session) error
 }
 
 // Target is a SOCKS destination as the client sent it: either an IP address

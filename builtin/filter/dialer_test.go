@@ -556,3 +556,68 @@ func TestRealLocalhost(t *testing.T) {
 		t.Errorf("localhost allowed: reply %d, %v", out.reply, out.err)
 	}
 }
+
+// TestAllowedNameBeforeLookup: Policy.Allowed with a name and no addresses
+// is the engine's check before it looks the name up (BIND, UDP), in the
+// policy dialer's order: a name refused whatever it resolves to is refused
+// and counted; a name an address could still decide passes uncounted and
+// is decided with its addresses.
+func TestAllowedNameBeforeLookup(t *testing.T) {
+	cfg := map[string]any{"default": "deny", "rules": rules(
+		map[string]any{"action": "deny", "dest": []any{"*.internal"}},
+		map[string]any{"action": "allow", "dest": []any{"10.0.0.0/8"}},
+	)}
+	mw := build(t, cfg, &fakeResolver{})
+	pol := mw.(middleware.Policy)
+	s := &middleware.Session{User: "carol", Role: middleware.RoleBasic}
+	for _, cmd := range []middleware.Command{middleware.CmdBind, middleware.CmdUDPAssociate} {
+		if ok, rule := pol.Allowed(s, cmd, name("db.internal", 53), nil); ok || rule != 0 {
+			t.Errorf("%v db.internal before the lookup = %v, rule %d; want refused by rule 0", cmd, ok, rule)
+		}
+		// The default denies, but rule 1 could allow an address: not
+		// refused by name alone.
+		if ok, _ := pol.Allowed(s, cmd, name("x.test", 53), nil); !ok {
+			t.Errorf("%v x.test before the lookup refused; an address rule could allow it", cmd)
+		}
+		if ok, rule := pol.Allowed(s, cmd, name("x.test", 53), []netip.Addr{netip.MustParseAddr("10.1.2.3")}); !ok || rule != 1 {
+			t.Errorf("%v x.test → 10.1.2.3 = %v, rule %d; want allowed by rule 1", cmd, ok, rule)
+		}
+		if ok, rule := pol.Allowed(s, cmd, name("x.test", 53), []netip.Addr{netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.1")}); ok || rule != -1 {
+			t.Errorf("%v x.test → 10.1.2.3, 192.0.2.1 = %v, rule %d; want refused by the default", cmd, ok, rule)
+		}
+	}
+	// Per command: db.internal refused twice by name, x.test decided twice
+	// with its addresses; the passes before the lookup are not counted.
+	if got := stats(t, mw); got["filter_denied"] != 4 || got["filter_allowed"] != 2 {
+		t.Errorf("stats = %v, want filter_denied 4, filter_allowed 2", got)
+	}
+}
+
+// TestDialDeniedNameBehindAddressDeny: a deny rule on addresses before the
+// rule that denies a name by its name cannot make the name allowed, so the
+// name is refused without a lookup (no DNS side channel for internal
+// names); an allow rule on addresses before it can, so then the name is
+// looked up.
+func TestDialDeniedNameBehindAddressDeny(t *testing.T) {
+	res := &fakeResolver{table: map[string][]string{"db.internal": {"10.1.1.1"}}}
+	mw := build(t, map[string]any{"rules": rules(
+		map[string]any{"action": "deny", "dest": []any{"127.0.0.0/8"}},
+		map[string]any{"action": "deny", "dest": []any{"*.internal"}},
+	)}, res)
+	d := &fakeDialer{}
+	wantDenied(t, serve(t, mw, d, name("db.internal", 5432)), 1, "")
+	if got := res.lookups(); len(got) != 0 {
+		t.Errorf("a denied name was looked up: %q", got)
+	}
+
+	mw = build(t, map[string]any{"rules": rules(
+		map[string]any{"action": "allow", "dest": []any{"10.0.0.0/8"}},
+		map[string]any{"action": "deny", "dest": []any{"*.internal"}},
+	)}, res)
+	if out := serve(t, mw, d, name("db.internal", 5432)); out.reply != 0 || out.err != nil {
+		t.Errorf("db.internal in 10.0.0.0/8: reply %d, %v", out.reply, out.err)
+	}
+	if got, want := res.lookups(), []string{"ip db.internal"}; !slices.Equal(got, want) {
+		t.Errorf("lookups %q, want %q", got, want)
+	}
+}

@@ -154,11 +154,23 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 }
 
 // Allowed implements middleware.Policy, for checks that do not go through
-// the Dialer (UDP datagrams, BIND peers). When dest is a name, each address
-// in resolved is checked too and any refusal refuses; with resolved empty
-// only the name is checked. Every call counts in the statistics.
+// the Dialer (UDP datagrams, BIND peers), in the dialer's order. A name
+// with resolved empty is the check before the lookup: it is refused only
+// when it is refused whatever it resolves to, and then counted; otherwise
+// it passes uncounted, to be decided with its addresses. A name with
+// resolved is decided for each address, and any refusal refuses; every
+// such decision counts in the statistics, as does an address's.
 func (st *stage) Allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) (bool, int) {
-	v := st.policy.allowed(queryOf(s, cmd, dest), resolved)
+	q := queryOf(s, cmd, dest)
+	if q.name != "" && len(resolved) == 0 {
+		denied, rule := st.policy.deniedName(&q)
+		if !denied {
+			return true, -1
+		}
+		st.record(false, rule)
+		return false, rule
+	}
+	v := st.policy.allowed(q, resolved)
 	st.record(v.allow, v.rule)
 	return v.allow, v.rule
 }

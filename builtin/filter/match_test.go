@@ -136,8 +136,8 @@ func TestMatchOthers(t *testing.T) {
 		{"source v6", req{client: "[2001:db8::5]:5000", dest: "192.0.2.1"}, true, 3},
 		{"source outside", req{client: "192.168.1.1:5000", dest: "192.0.2.1"}, false, -1},
 		{"no source", req{dest: "192.0.2.1"}, false, -1},
-		{"all matchers", req{user: "bob", dest: "example.org", port: 443}, true, 4},
-		{"all matchers but one", req{user: "bob", dest: "example.org", port: 444}, false, -1},
+		{"all matchers", req{user: "bob", dest: "example.org", port: 443, resolved: []string{"192.0.2.1"}}, true, 4},
+		{"all matchers but one", req{user: "bob", dest: "example.org", port: 444, resolved: []string{"192.0.2.1"}}, false, -1},
 	})
 }
 
@@ -242,6 +242,10 @@ func TestReadmeExample(t *testing.T) {
 		{"someone else, team host", req{user: "carol", dest: "git.dev.example.com", resolved: []string{"10.20.1.5"}}, false, 1},
 		{"the web", req{user: "carol", dest: "example.org", port: 80, resolved: []string{"93.184.216.34"}}, true, 2},
 		{"other port", req{user: "carol", dest: "example.org", port: 22, resolved: []string{"93.184.216.34"}}, false, -1},
-		{"localhost", req{user: "alice", dest: "localhost", port: 443}, false, 1},
+		{"localhost", req{user: "alice", dest: "localhost", port: 443, resolved: []string{"127.0.0.1"}}, false, 1},
+		// Before the lookup localhost cannot be refused: rule 0 would allow
+		// it if it resolved into 10.20.0.0/16.
+		{"localhost before the lookup", req{user: "alice", dest: "localhost", port: 443}, true, -1},
+		{"localhost before the lookup, other user", req{user: "carol", dest: "localhost", port: 443}, false, 1},
 	})
 }

@@ -524,14 +524,20 @@ func (p *policy) allowed(q query, addrs []netip.Addr) verdict {
 
 // deniedName reports whether a request for q's name is refused whatever
 // the name resolves to, and by which rule, so that it is refused without
-// asking DNS. It is false whenever an address could change the outcome.
+// asking DNS. It is false whenever an address could change the outcome: an
+// allow rule that could match by address comes first. A deny rule that
+// could match by address is passed over, as it can only refuse too; the
+// rule reported is then the one that refuses by name.
 func (p *policy) deniedName(q *query) (bool, int) {
 	for i, r := range p.rules {
 		switch r.match(q) {
 		case noMatch:
 			continue
 		case maybeAddr:
-			return false, 0
+			if r.allow {
+				return false, 0
+			}
+			continue
 		}
 		return !r.allow, i
 	}

@@ -1,12 +1,15 @@
 // Package limits is the "limits" stage: it caps the connections the proxy
 // serves at once, in all, from one client address and for one user.
 //
-// The total and per-address limits are checked as a connection arrives,
-// before the rest of the chain: over either, the session ends at once and
-// the engine closes the client connection before reading a byte of the
-// handshake. The user is known only after the terminal handler has
-// authenticated the client, so the per-user limit is checked when it dials
-// the destination: over it, the client gets reply 0x02 (not allowed).
+// Every limit counts sessions, whatever their command: a BIND or a UDP
+// association is a connection like a CONNECT. The total and per-address
+// limits are checked as a connection arrives, before the rest of the
+// chain: over either, the session ends at once and the engine closes the
+// client connection before reading a byte of the handshake. The user is
+// known only after the terminal handler has authenticated the client, so
+// the per-user limit is checked when it admits the request (a
+// middleware.Admission), before it dials, listens for a BIND peer or opens
+// a UDP relay: over it, the client gets reply 0x02 (not allowed).
 //
 // The counts live in the shared pool under the stage's name, so every
 // rebuild of the chain (every live change) sees the same counts, and a
@@ -17,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -100,7 +102,7 @@ var (
 	_ middleware.Middleware  = (*stage)(nil)
 	_ middleware.Tunable     = (*stage)(nil)
 	_ middleware.StatsSource = (*stage)(nil)
-	_ middleware.Dialer      = (*userDialer)(nil)
+	_ middleware.Admission   = (*userPlace)(nil)
 )
 
 // New builds the stage from p. It is registered as the "limits" type.
@@ -134,9 +136,9 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 }
 
 // Wrap takes a place in the total and per-address counts before next, or
-// ends the session without calling next; it wraps the Dialer so that the
-// dial takes the user's place; and after next it gives back every place the
-// session took.
+// ends the session without calling next; it installs an Admission that
+// takes the user's place once the request is known, whatever the command;
+// and after next it gives back every place the session took.
 func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
 		ip := s.Client.Addr().Unmap().WithZone("")
@@ -154,9 +156,9 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 			}
 			defer st.state.giveIP(ip)
 		}
-		d := &userDialer{next: s.Dialer, s: s, st: st, ip: ip}
-		s.Dialer = d
-		defer d.release()
+		p := &userPlace{st: st, ip: ip}
+		s.Admissions = append(s.Admissions, p)
+		defer p.release()
 		return next.ServeConn(ctx, s)
 	})
 }
@@ -305,64 +307,41 @@ func (g *logGate) allow(now time.Time) (ok bool, unlogged int64) {
 	return true, g.unlogged.Swap(0)
 }
 
-// userDialer is installed on the session before next. The terminal handler
-// dials after authentication, with s.User set, in the session's goroutine;
-// the dial then takes a place in the user's count, held until next returns.
-type userDialer struct {
-	next middleware.Dialer
-	s    *middleware.Session
-	st   *stage
-	ip   netip.Addr // for the log
+// userPlace is the session's middleware.Admission: the terminal handler
+// asks it once the user and the request are known, for CONNECT, BIND and
+// UDP ASSOCIATE alike, in the session's goroutine; the place it takes is
+// held until next returns.
+type userPlace struct {
+	st *stage
+	ip netip.Addr // for the log
 
-	mu   sync.Mutex
 	user string // whose place this session holds, "" when none
 }
 
-// DialContext takes the user's place, or refuses with reply 0x02 when the
-// user is at the limit, then dials. A failed dial gives the place back.
-// Anonymous sessions dial without a place.
-func (d *userDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	took, err := d.take()
-	if err != nil {
-		return nil, err
+// Admit takes the user's place, or refuses with reply 0x02 when the user
+// is at the limit. Anonymous sessions take no place; a session that holds
+// one already takes no other.
+func (p *userPlace) Admit(_ context.Context, s *middleware.Session) error {
+	user := s.User
+	if user == "" || p.user != "" {
+		return nil
 	}
-	c, err := d.next.DialContext(ctx, network, address)
-	if err != nil && took {
-		d.release()
-	}
-	return c, err
-}
-
-// take takes the user's place unless the session holds it already; took
-// reports whether this call took it.
-func (d *userDialer) take() (took bool, err error) {
-	user := d.s.User
-	if user == "" {
-		return false, nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.user != "" {
-		return false, nil
-	}
-	limit := d.st.cfg.PerUser
-	if !d.st.state.takeUser(user, limit) {
-		d.st.refused(reasonUser, "connection refused: too many connections for one user", "client", d.ip.String(), "user", user, "limit", limit)
-		return false, &middleware.ReplyError{
+	limit := p.st.cfg.PerUser
+	if !p.st.state.takeUser(user, limit) {
+		p.st.refused(reasonUser, "connection refused: too many connections for one user", "client", p.ip.String(), "user", user, "cmd", s.Command.String(), "limit", limit)
+		return &middleware.ReplyError{
 			Code: middleware.ReplyNotAllowed,
 			Err:  fmt.Errorf("%w: %q (limit %d)", ErrTooManyForUser, user, limit),
 		}
 	}
-	d.user = user
-	return true, nil
+	p.user = user
+	return nil
 }
 
 // release gives back the user's place if this session holds it.
-func (d *userDialer) release() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.user != "" {
-		d.st.state.giveUser(d.user)
-		d.user = ""
+func (p *userPlace) release() {
+	if p.user != "" {
+		p.st.state.giveUser(p.user)
+		p.user = ""
 	}
 }

@@ -101,7 +101,9 @@ type entry struct {
 }
 
 // holder plays the engine: it authenticates the user found in ctx (if
-// any), dials through the session's Dialer when dial is set, reports the
+// any); when dial is set it makes the request found in ctx (CONNECT by
+// default) as the engine does: it asks the session's admissions and, for
+// a CONNECT they admit, dials through the session's Dialer. It reports the
 // session, then holds it open until the session's own release channel or
 // the holder's all is closed.
 type holder struct {
@@ -127,11 +129,11 @@ func (h *holder) ServeConn(ctx context.Context, s *middleware.Session) error {
 		s.User, s.AuthState = user, middleware.AuthOK
 	}
 	if h.dial {
-		var c net.Conn
-		c, dialErr = s.Dialer.DialContext(ctx, "tcp", "192.0.2.1:80")
-		if c != nil {
-			c.Close()
+		s.Command = middleware.CmdConnect
+		if cmd, ok := ctx.Value(cmdKey{}).(middleware.Command); ok {
+			s.Command = cmd
 		}
+		dialErr = request(ctx, s)
 	}
 	h.entered <- entry{s: s, dialErr: dialErr}
 	release, _ := ctx.Value(releaseKey{}).(chan struct{})
@@ -155,6 +157,27 @@ func (h *holder) next(t *testing.T) entry {
 		return entry{}
 	}
 }
+
+// request makes s's request as the engine does: it asks the admissions,
+// then, for a CONNECT, dials.
+func request(ctx context.Context, s *middleware.Session) error {
+	for _, a := range s.Admissions {
+		if err := a.Admit(ctx, s); err != nil {
+			return err
+		}
+	}
+	if s.Command != middleware.CmdConnect {
+		return nil
+	}
+	c, err := s.Dialer.DialContext(ctx, "tcp", "192.0.2.1:80")
+	if c != nil {
+		c.Close()
+	}
+	return err
+}
+
+// cmdKey carries the command a held session asks for (CONNECT if absent).
+type cmdKey struct{}
 
 // releaseKey carries the channel that ends one held session.
 type releaseKey struct{}
@@ -334,8 +357,8 @@ func TestPerUser(t *testing.T) {
 			t.Fatalf("alice's dial %d: %v", i+1, e.dialErr)
 		}
 	}
-	// The third of alice's gets reply 0x02 from the dial, after the
-	// handshake; the network is not dialed.
+	// The third of alice's gets reply 0x02 when the engine admits its
+	// request, after the handshake; the network is not dialed.
 	third := startDial(t, chain, d, "10.0.0.2:2000", "alice")
 	e := h.next(t)
 	var re *middleware.ReplyError
@@ -378,42 +401,72 @@ func TestPerUser(t *testing.T) {
 	}
 }
 
-// TestFailedDialFreesUser: a dial that fails gives the user's place back at
-// once, while its session is still running.
-func TestFailedDialFreesUser(t *testing.T) {
-	mw := mwtest.New(t, limits.Type, mwtest.Params("limits", map[string]any{"per_user": 1}))
+// TestBindAndUDPCountPerUser: a BIND or a UDP association is a connection
+// like a CONNECT for the per-user limit, though neither dials: each takes
+// the user's place when the engine admits it, and holds it until it ends.
+func TestBindAndUDPCountPerUser(t *testing.T) {
+	mw := mwtest.New(t, limits.Type, mwtest.Params("limits", map[string]any{"per_user": 2}))
 	h := newHolder(t, true)
 	chain := mw.Wrap(h)
-
-	failing := startDial(t, chain, &fakeDialer{fail: true}, "10.0.0.1:3000", "alice")
-	if e := h.next(t); e.dialErr == nil || errors.Is(e.dialErr, limits.ErrTooManyForUser) {
-		t.Fatalf("failing dial: err = %v, want the network's error", e.dialErr)
+	d := &fakeDialer{}
+	startCmd := func(cmd middleware.Command, client string) *session {
+		s, _ := mwtest.Session(t)
+		s.Client = netip.MustParseAddrPort(client)
+		s.Dialer = d
+		c := &session{done: make(chan error, 1), release: make(chan struct{})}
+		ctx := context.WithValue(context.Background(), userKey{}, "alice")
+		ctx = context.WithValue(ctx, releaseKey{}, c.release)
+		ctx = context.WithValue(ctx, cmdKey{}, cmd)
+		go func() { c.done <- chain.ServeConn(ctx, s) }()
+		return c
 	}
-	ok := startDial(t, chain, &fakeDialer{}, "10.0.0.1:3001", "alice")
+	bind := startCmd(middleware.CmdBind, "10.0.0.1:5000")
 	if e := h.next(t); e.dialErr != nil {
-		t.Fatalf("dial while a failed session of the same user is open: %v", e.dialErr)
+		t.Fatalf("BIND: %v", e.dialErr)
+	}
+	udp := startCmd(middleware.CmdUDPAssociate, "10.0.0.1:5001")
+	if e := h.next(t); e.dialErr != nil {
+		t.Fatalf("UDP ASSOCIATE: %v", e.dialErr)
+	}
+	for _, cmd := range []middleware.Command{middleware.CmdConnect, middleware.CmdBind, middleware.CmdUDPAssociate} {
+		refused := startCmd(cmd, "10.0.0.2:5000")
+		e := h.next(t)
+		var re *middleware.ReplyError
+		if !errors.As(e.dialErr, &re) || re.Code != middleware.ReplyNotAllowed || !errors.Is(e.dialErr, limits.ErrTooManyForUser) {
+			t.Errorf("third of alice's (%v): %v, want a ReplyError 0x02 wrapping ErrTooManyForUser", cmd, e.dialErr)
+		}
+		refused.finish(t)
+	}
+	if got := d.dials.Load(); got != 0 {
+		t.Errorf("the network was dialed %d times", got)
+	}
+	// The BIND ends: its place comes back.
+	bind.finish(t)
+	connect := startCmd(middleware.CmdConnect, "10.0.0.1:5002")
+	if e := h.next(t); e.dialErr != nil {
+		t.Errorf("CONNECT after the BIND ended: %v", e.dialErr)
+	}
+	if st := stats(t, mw); st["limit_refused_per_user"] != 3 {
+		t.Errorf("stats = %v, want 3 refused per user", st)
 	}
 	h.releaseAll()
-	for _, done := range []*session{failing, ok} {
+	for _, done := range []*session{udp, connect} {
 		if err := result(t, done); err != nil {
 			t.Error(err)
 		}
 	}
 }
 
-// TestDialTwiceCountsOnce: a session that dials twice holds one place.
-func TestDialTwiceCountsOnce(t *testing.T) {
+// TestAdmitTwiceCountsOnce: a session admitted twice (and dialing twice)
+// holds one place.
+func TestAdmitTwiceCountsOnce(t *testing.T) {
 	mw := mwtest.New(t, limits.Type, mwtest.Params("limits", map[string]any{"per_user": 1}))
 	d := &fakeDialer{}
 	var errs []error
 	tm := &mwtest.Terminal{Facts: func(s *middleware.Session) {
-		s.User = "alice"
+		s.User, s.Command = "alice", middleware.CmdConnect
 		for range 2 {
-			c, err := s.Dialer.DialContext(context.Background(), "tcp", "192.0.2.1:80")
-			if c != nil {
-				c.Close()
-			}
-			errs = append(errs, err)
+			errs = append(errs, request(context.Background(), s))
 		}
 	}}
 	for range 2 { // the second session finds the place given back
@@ -424,7 +477,7 @@ func TestDialTwiceCountsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		if errs[0] != nil || errs[1] != nil {
-			t.Errorf("dials = %v, want both to succeed", errs)
+			t.Errorf("requests = %v, want both to succeed", errs)
 		}
 	}
 }

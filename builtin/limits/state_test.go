@@ -44,11 +44,8 @@ func TestMapsShrink(t *testing.T) {
 	var during [2]int
 	tm := &mwtest.Terminal{Facts: func(s *middleware.Session) {
 		s.User = "alice"
-		c, err := s.Dialer.DialContext(context.Background(), "tcp", "192.0.2.1:80")
-		if err != nil {
-			t.Errorf("dial: %v", err)
-		} else {
-			c.Close()
+		if err := admit(s); err != nil {
+			t.Errorf("admit: %v", err)
 		}
 		st.mu.Lock()
 		during = [2]int{len(st.byIP), st.byUser["alice"]}
@@ -80,11 +77,8 @@ func TestPanicGivesPlacesBack(t *testing.T) {
 	st := middleware.Get(p.Shared, p.Name, newState)
 	tm := &mwtest.Terminal{Facts: func(s *middleware.Session) {
 		s.User = "alice"
-		c, err := s.Dialer.DialContext(context.Background(), "tcp", "192.0.2.1:80")
-		if err != nil {
-			t.Errorf("dial: %v", err)
-		} else {
-			c.Close()
+		if err := admit(s); err != nil {
+			t.Errorf("admit: %v", err)
 		}
 		panic("boom")
 	}}
@@ -127,4 +121,14 @@ func (pipeDialer) DialContext(context.Context, string, string) (net.Conn, error)
 	c, other := net.Pipe()
 	other.Close()
 	return c, nil
+}
+
+// admit asks s's admissions, as the engine does once the request is known.
+func admit(s *middleware.Session) error {
+	for _, a := range s.Admissions {
+		if err := a.Admit(context.Background(), s); err != nil {
+			return err
+		}
+	}
+	return nil
 }

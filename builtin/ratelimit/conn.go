@@ -15,9 +15,12 @@ import (
 
 // conn limits the bytes read from the client and the bytes written to it.
 //
-// Reads are capped and writes split at chunk bytes (the burst), so no
-// WaitN ever asks for more than a limiter's burst. A wait ends early with
-// an error wrapping ErrWait when ctx is cancelled or the conn is closed.
+// Reads are capped and writes split in pieces of what the tightest limit in
+// force lets through in pieceTime (at least minPiece bytes, at most chunk,
+// the burst), so no WaitN asks for more than a limiter's burst and, at a
+// low rate, bytes move (and are counted, see WriteProgress) a piece at a
+// time rather than a relay buffer at a time. A wait ends early with an
+// error wrapping ErrWait when ctx is cancelled or the conn is closed.
 type conn struct {
 	net.Conn
 	ctx    context.Context
@@ -37,36 +40,73 @@ type conn struct {
 }
 
 var (
-	_ net.Conn               = (*conn)(nil)
-	_ middleware.ReadThrough = (*conn)(nil)
-	_ middleware.Pacer       = (*conn)(nil)
+	_ net.Conn                  = (*conn)(nil)
+	_ middleware.ReadThrough    = (*conn)(nil)
+	_ middleware.Pacer          = (*conn)(nil)
+	_ middleware.ProgressWriter = (*conn)(nil)
 )
 
-// Read reads at most chunk bytes, then waits until the limiters allow them.
+const (
+	// pieceTime is how long a piece takes at the tightest limit in force:
+	// how often the session's counters move during a paced transfer.
+	pieceTime = 100 * time.Millisecond
+	// minPiece is the smallest piece, so that a very low rate does not
+	// cost a system call per few bytes.
+	minPiece = 512
+)
+
+// piece returns the largest read or write to make next: pieceTime's worth
+// of the tightest of own and the user's limiter, within minPiece..chunk.
+func (c *conn) piece(own *rate.Limiter, userSide func(*pair) *rate.Limiter) int {
+	limit := rate.Inf
+	if own != nil {
+		limit = own.Limit()
+	}
+	if u := c.userPair(); u != nil {
+		limit = min(limit, userSide(u).Limit())
+	}
+	if limit == rate.Inf {
+		return c.chunk
+	}
+	return min(c.chunk, max(minPiece, int(float64(limit)*pieceTime.Seconds())))
+}
+
+func readSide(u *pair) *rate.Limiter  { return u.read }
+func writeSide(u *pair) *rate.Limiter { return u.write }
+
+// Read reads at most a piece, then waits until the limiters allow it.
 func (c *conn) Read(p []byte) (int, error) {
-	if len(p) > c.chunk {
-		p = p[:c.chunk]
+	if k := c.piece(c.read, readSide); len(p) > k {
+		p = p[:k]
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		if werr := c.wait(n, c.read, func(u *pair) *rate.Limiter { return u.read }); werr != nil {
+		if werr := c.wait(n, c.read, readSide); werr != nil {
 			return n, werr
 		}
 	}
 	return n, err
 }
 
-// Write writes p in chunks of at most chunk bytes, waiting before each until
-// the limiters allow it.
-func (c *conn) Write(p []byte) (int, error) {
+// Write writes p in pieces, waiting before each until the limiters allow
+// it.
+func (c *conn) Write(p []byte) (int, error) { return c.WriteProgress(p, nil) }
+
+// WriteProgress is Write reporting each piece to moved as it is written
+// (middleware.ProgressWriter): a paced Write of a relay buffer can take
+// seconds, and the session's counters follow the pieces.
+func (c *conn) WriteProgress(p []byte, moved func(int)) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		k := min(len(p), c.chunk)
-		if err := c.wait(k, c.write, func(u *pair) *rate.Limiter { return u.write }); err != nil {
+		k := min(len(p), c.piece(c.write, writeSide))
+		if err := c.wait(k, c.write, writeSide); err != nil {
 			return written, err
 		}
 		n, err := c.Conn.Write(p[:k])
 		written += n
+		if n > 0 && moved != nil {
+			moved(n)
+		}
 		if err != nil {
 			return written, err
 		}
@@ -99,9 +139,9 @@ func (c *conn) CloseWrite() error {
 // (as read from the client) or down (as written to it), from the
 // connection's limiter and the user's, without waiting.
 func (c *conn) AllowBytes(up bool, n int) bool {
-	own, userSide := c.write, func(p *pair) *rate.Limiter { return p.write }
+	own, userSide := c.write, writeSide
 	if up {
-		own, userSide = c.read, func(p *pair) *rate.Limiter { return p.read }
+		own, userSide = c.read, readSide
 	}
 	now := time.Now()
 	if own != nil && !own.AllowN(now, n) {

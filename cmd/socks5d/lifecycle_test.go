@@ -870,34 +870,63 @@ func TestDescriptorExhaustion(t *testing.T) {
 // the drain: stopping must not race the accept loop.
 func TestInProcessStopWithConnectionOpen(t *testing.T) {
 	cfg := writeConfig(t, "socks:\n  drain_timeout: 300ms\n"+lcAliceConfig)
+	p := startInProcess(t, append([]string{"-c", cfg}, loopbackArgs...), listenRE)
+	c := lcOpenHeld(t, p.found[0])
+	p.stop(t)
+	lcExpectPeerClosed(t, c, 5*time.Second)
+	if !strings.Contains(p.logs.String(), "count=1") {
+		t.Errorf("log does not say one connection was closed:\n%s", p.logs)
+	}
+}
+
+// inProcess is run() serving in this process until stopped.
+type inProcess struct {
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	// found holds the first submatch of each log pattern waited for.
+	found []string
+}
+
+// startInProcess runs socks5d with args from an empty directory and waits
+// until its log matches each of patterns.
+func startInProcess(t *testing.T, args []string, patterns ...*regexp.Regexp) *inProcess {
+	t.Helper()
 	t.Chdir(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-c", cfg}, loopbackArgs...), io.Discard, logs) }()
-	var addr string
-	for end := time.Now().Add(10 * time.Second); addr == ""; {
-		if m := listenRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(end) {
-			t.Fatalf("server never said where it listens:\n%s", logs)
+	t.Cleanup(cancel)
+	p := &inProcess{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- run(ctx, args, io.Discard, p.logs) }()
+	for end := time.Now().Add(10 * time.Second); len(p.found) < len(patterns); {
+		if m := patterns[len(p.found)].FindStringSubmatch(p.logs.String()); m != nil {
+			p.found = append(p.found, m[1])
+			continue
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the log never matched %v:\n%s", patterns[len(p.found)], p.logs)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c := lcOpenHeld(t, addr)
-	cancel()
+	return p
+}
+
+// stop cancels run's context and waits until run returns nil.
+func (p *inProcess) stop(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	p.wait(t)
+}
+
+// wait waits until run returns nil.
+func (p *inProcess) wait(t *testing.T) {
+	t.Helper()
 	select {
-	case err := <-done:
+	case err := <-p.done:
 		if err != nil {
 			t.Fatalf("run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("run did not return")
-	}
-	lcExpectPeerClosed(t, c, 5*time.Second)
-	if !strings.Contains(logs.String(), "count=1") {
-		t.Errorf("log does not say one connection was closed:\n%s", logs)
 	}
 }
 

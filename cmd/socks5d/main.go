@@ -229,20 +229,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopServing()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	serve := func(name string, fn func(context.Context, net.Listener) error, ln net.Listener) {
+	serve := func(ctx context.Context, name string, fn func(context.Context, net.Listener) error, ln net.Listener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fn(serveCtx, ln); err != nil {
+			if err := fn(ctx, ln); err != nil {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
 	}
 	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
-	serve("SOCKS", rt.ServeSOCKS, socksLn)
-	serve("PCTP", admin.Serve, pctpLn)
+	serve(serveCtx, "SOCKS", rt.ServeSOCKS, socksLn)
+	serve(serveCtx, "PCTP", admin.Serve, pctpLn)
+	// The metrics listener serves through the drain, so that /ready can
+	// tell load balancers the server is draining.
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
 	if metricsLn != nil {
-		serve("metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt) }, metricsLn)
+		serve(metricsCtx, "metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt) }, metricsLn)
 	}
 
 	var runErr error
@@ -311,6 +315,7 @@ wait:
 	if closed := rt.Shutdown(drainCtx); closed > 0 {
 		logger.Warn("closed connections still open after the drain", "count", closed)
 	}
+	stopMetrics()
 	wg.Wait()
 	if err := rt.Close(); err != nil {
 		logger.Error("closing", "error", err)

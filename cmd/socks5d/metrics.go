@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +47,10 @@ func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics: the live stages' metrics, the Go
-// runtime's and the process's.
+// runtime's and the process's; and the health checks of load balancers
+// and orchestrators: /healthz (200 "ok" while the process answers) and
+// /ready (200 "ready" when the server takes new connections, else 503 and
+// a one-line reason).
 func metricsHandler(rt *core.Runtime) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -55,6 +60,20 @@ func metricsHandler(rt *core.Runtime) http.Handler {
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := rt.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, strings.TrimPrefix(err.Error(), "core: ")+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
 	return mux
 }
 

@@ -90,6 +90,21 @@ func TestMetricsEndpoint(t *testing.T) {
 // scrape fetches and parses a /metrics page.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
+	code, body := get(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("unparseable /metrics: %v\n%s", err, body)
+	}
+	return families
+}
+
+// get fetches url and returns the status and the body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -102,10 +117,41 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("unparseable /metrics: %v\n%s", err, body)
+	return resp.StatusCode, string(body)
+}
+
+// /healthz answers while the process runs; /ready is 200 while the server
+// takes connections and 503, with the reason, once it drains (the metrics
+// listener serves through the drain).
+func TestHealthEndpoints(t *testing.T) {
+	cfg := writeConfig(t, "metrics:\n  enabled: true\n  port: 0\nsocks:\n  drain_timeout: 20s\n"+lcAliceConfig)
+	p := startInProcess(t, append([]string{"-c", cfg}, loopbackArgs...), listenRE, metricsRE)
+	socks, base := p.found[0], strings.TrimSuffix(p.found[1], "/metrics")
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	return families
+	// Ready once the accept loop runs (a moment after the log line).
+	code, body := get(t, base+"/ready")
+	for deadline := time.Now().Add(5 * time.Second); code != http.StatusOK && time.Now().Before(deadline); code, body = get(t, base+"/ready") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/ready while serving = %d %q", code, body)
+	}
+
+	// A transfer in flight keeps the drain going.
+	held := lcOpenHeld(t, socks)
+	p.cancel()
+	code, body = get(t, base+"/ready")
+	for deadline := time.Now().Add(5 * time.Second); code == http.StatusOK && time.Now().Before(deadline); code, body = get(t, base+"/ready") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable || body != "not ready: draining, not accepting new connections\n" {
+		t.Fatalf("/ready while draining = %d %q", code, body)
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz while draining = %d %q", code, body)
+	}
+	held.Close()
+	p.wait(t)
 }

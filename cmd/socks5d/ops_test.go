@@ -411,10 +411,10 @@ func promqlNames(expr string) (names, statKeys []string) {
 	for _, m := range regexp.MustCompile(`socks5d_stat\{[^}]*key=~?"([^"]*)"`).FindAllStringSubmatch(expr, -1) {
 		statKeys = append(statKeys, strings.Split(m[1], "|")...)
 	}
-	e := regexp.MustCompile(`"(?:[^"\\]|\\.)*"`).ReplaceAllString(expr, `""`)            // strings
-	e = regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(e, " ")                          // label matchers
-	e = regexp.MustCompile(`\[[^\]]*\]`).ReplaceAllString(e, " ")                         // ranges
-	e = regexp.MustCompile(`\$\{?\w+\}?`).ReplaceAllString(e, " ")                        // Grafana variables
+	e := regexp.MustCompile(`"(?:[^"\\]|\\.)*"`).ReplaceAllString(expr, `""`) // strings
+	e = regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(e, " ")              // label matchers
+	e = regexp.MustCompile(`\[[^\]]*\]`).ReplaceAllString(e, " ")             // ranges
+	e = regexp.MustCompile(`\$\{?\w+\}?`).ReplaceAllString(e, " ")            // Grafana variables
 	e = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`).ReplaceAllString(e, " ")
 	e = regexp.MustCompile(`\boffset\s+\w+`).ReplaceAllString(e, " ")
 	keywords := map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "inf": true, "nan": true}

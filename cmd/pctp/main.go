@@ -83,7 +83,7 @@ that is not a terminal it prints one frame per refresh instead.
   -p PORT      PCTP server port (default 8080)
   -d LEVEL     log level: DEBUG, INFO, WARN, ERROR or NONE (default WARN)
   -u USER      log in as USER first; the password comes from $PCTP_PASSWORD
-               or, on a terminal, a prompt without echo (default: no login)
+               or, on a terminal, a prompt without echo (default none: no login)
   -i INTERVAL  top: refresh interval, e.g. 1s, 500ms or 2 (default 1s, at
                least 100ms)
   -n COUNT     top: stop after COUNT refreshes (default 0: until q)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,21 @@ func TestTopServerGoesAway(t *testing.T) {
 	conn.Close() // the next round fails at once
 	if err := runTopStream(ctx, c, &out, topOptions{interval: time.Second}); err == nil {
 		t.Fatal("no error from a closed session")
+	}
+}
+
+// pctp -h alone is the help, which lists every flag with its default.
+func TestHelpListsEveryFlag(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-p", "1", "-h"}, {"-help"}} {
+		code, out, errOut := pctpRun(t, "", args...)
+		if code != exitOK || errOut != "" || out != usageText {
+			t.Fatalf("%q: exit %d, stderr %q, stdout:\n%s", args, code, errOut, out)
+		}
+	}
+	for _, name := range []string{"h", "p", "d", "u", "i", "n"} {
+		m := regexp.MustCompile(`(?m)^  -` + name + ` .*(?:\n {15}.*)*`).FindString(usageText)
+		if !strings.Contains(m, "(default ") {
+			t.Errorf("-%s: no default in the help: %q", name, m)
+		}
 	}
 }

@@ -186,6 +186,7 @@ func TestTopOnPseudoTerminal(t *testing.T) {
 	}
 	master.Write([]byte("q"))
 	c.waitExit(t)
+	c.waitFor(t, leaveAltScreen, 1) // the child is gone; its last bytes may still be on their way
 	out := c.out.String()
 	if !strings.HasSuffix(out, leaveAltScreen) {
 		t.Fatalf("the terminal was not put back last:\n%q", out[max(len(out)-200, 0):])

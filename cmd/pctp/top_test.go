@@ -48,7 +48,7 @@ func TestRenderFixedInput(t *testing.T) {
 	want := `socks5d 127.0.0.1:8080 as admin · every 1s · 07:00:02 UTC · q quits
 Connections  open 3   new 5.0/s   total 110
 Traffic      up 1.0 MiB/s   down 4.0 MiB/s   total up 3.0 MiB down 9.0 MiB
-Auth         failures 2.0/s (total 10)   bans 2, banned now 1   PCTP failed logins 3
+Auth         failed 2.0/s (total 10)   bans 2, now 1   PCTP failed 3
 Latency      connect p50 5 ms   p99 120 ms   (since start, 100 dials)
 Refused      by limits 4   log records dropped 7   panics 0
 
@@ -69,7 +69,7 @@ example.org:443                                                1.0 MiB/s    2
 func TestRenderFirstRefresh(t *testing.T) {
 	_, cur := fixedSamples()
 	got := render(nil, cur, screen{server: "h:1", user: "admin", interval: time.Second, width: 100, height: 30})
-	for _, want := range []string{"new -/s   total 110", "up -/s   down -/s", "failures -/s (total 10)"} {
+	for _, want := range []string{"new -/s   total 110", "up -/s   down -/s", "failed -/s (total 10)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("first screen lacks %q:\n%s", want, got)
 		}

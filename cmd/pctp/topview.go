@@ -131,10 +131,10 @@ func render(prev, cur *sample, sc screen) string {
 	} else { // no metrics stage: both directions together
 		add("Traffic      %s both ways (no metrics stage: no split)   total %s", perSec("total_bytes_proxied", bytesF), bytesOr(st, "total_bytes_proxied"))
 	}
-	auth := fmt.Sprintf("Auth         failures %s (total %s)   bans %s, banned now %s", perSec("failed_auths", decimal), stat("failed_auths"),
+	auth := fmt.Sprintf("Auth         failed %s (total %s)   bans %s, now %s", perSec("failed_auths", decimal), stat("failed_auths"),
 		stat("auth_bans"), stat("auth_banned_now"))
 	if _, ok := st["pctp_failed_logins"]; ok {
-		auth += "   PCTP failed logins " + stat("pctp_failed_logins")
+		auth += "   PCTP failed " + stat("pctp_failed_logins")
 	}
 	if _, ok := st["pctp_lockouts"]; ok {
 		auth += ", lockouts " + stat("pctp_lockouts")

@@ -106,8 +106,18 @@ func (s *syncBuf) String() string {
 
 func startOnPTY(t *testing.T, master, slave *os.File, args ...string) *ptyChild {
 	t.Helper()
+	return startOnPTYEnv(t, master, slave, passwordEnv+"=password", args...)
+}
+
+// startOnPTYEnv runs pctp on the pty with one more environment variable
+// (or none, if env is "").
+func startOnPTYEnv(t *testing.T, master, slave *os.File, env string, args ...string) *ptyChild {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asPCTP+"=1", passwordEnv+"=password", "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), asPCTP+"=1", "HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
+	if env != "" {
+		cmd.Env = append(cmd.Env, env)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -212,5 +222,21 @@ func TestTopAtPrompt(t *testing.T) {
 	c.waitFor(t, "admin\tAdmin", 1)
 	master.Write([]byte("EXIT\r"))
 	c.waitFor(t, "+OK Done", 1)
+	c.waitExit(t)
+}
+
+// pctp top without $PCTP_PASSWORD asks for the password on the terminal,
+// without echo, then shows the view; Ctrl-C ends it with status 0.
+func TestTopAsksPassword(t *testing.T) {
+	port := serverWith(t, topAdmin())
+	master, slave := openPTY(t, 100, 30)
+	c := startOnPTYEnv(t, master, slave, passwordEnv+"=", "-h", "127.0.0.1", "-p", port, "-u", "admin", "top")
+	c.waitFor(t, "Password for admin: ", 1)
+	master.Write([]byte("password\r"))
+	c.waitFor(t, "example.com:443", 1)
+	if strings.Contains(c.out.String(), "password\r") {
+		t.Fatalf("the password was echoed:\n%q", c.out.String())
+	}
+	master.Write([]byte{3})
 	c.waitExit(t)
 }

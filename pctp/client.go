@@ -93,20 +93,55 @@ func (c *Client) Close() error {
 // the framing; after such an error (and after a successful EXIT) the
 // Client is closed.
 func (c *Client) Do(cmd string) (Reply, error) {
-	if c.err != nil {
-		return Reply{}, c.err
+	rs, err := c.Pipeline(cmd)
+	if err != nil {
+		return Reply{}, err
 	}
-	if strings.ContainsAny(cmd, "\r\n") {
-		return Reply{}, ErrBadCommand
+	return rs[0], nil
+}
+
+// Pipeline sends every command at once and then reads their replies in
+// order: one round trip for all of them, which a refreshing view over a
+// slow link needs. Timeout bounds the whole exchange. Errors are as for Do;
+// on an error no reply is returned. A successful EXIT among the commands
+// closes the Client after its reply, and commands after it are not sent.
+func (c *Client) Pipeline(cmds ...string) ([]Reply, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	var b strings.Builder
+	for i, cmd := range cmds {
+		if strings.ContainsAny(cmd, "\r\n") {
+			return nil, ErrBadCommand
+		}
+		b.WriteString(cmd)
+		b.WriteByte('\n')
+		if parseLine(cmd).name() == "EXIT" {
+			cmds = cmds[:i+1]
+			break
+		}
 	}
 	var deadline time.Time
 	if c.Timeout > 0 {
 		deadline = time.Now().Add(c.Timeout)
 	}
 	_ = c.conn.SetDeadline(deadline)
-	if _, err := io.WriteString(c.conn, cmd+"\n"); err != nil {
-		return Reply{}, c.fail(err)
+	if _, err := io.WriteString(c.conn, b.String()); err != nil {
+		return nil, c.fail(err)
 	}
+	replies := make([]Reply, 0, len(cmds))
+	for _, cmd := range cmds {
+		r, err := c.readReply(cmd)
+		if err != nil {
+			return nil, err
+		}
+		replies = append(replies, r)
+	}
+	return replies, nil
+}
+
+// readReply reads the reply to cmd.
+func (c *Client) readReply(cmd string) (Reply, error) {
 	status, err := c.readLine()
 	if err != nil {
 		return Reply{}, c.fail(err)

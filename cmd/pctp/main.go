@@ -1,7 +1,7 @@
 // Command pctp is the interactive and scriptable PCTP client: it
 // administers a running socks5d over its admin port.
 //
-//	pctp [-h HOST] [-p PORT] [-d LEVEL] [-u USER]
+//	pctp [-h HOST] [-p PORT] [-d LEVEL] [-u USER] [top [-i INTERVAL] [-n COUNT]]
 //
 // With a terminal on stdin it offers a prompt with line editing, completion
 // and history (kept in the user's cache directory; PASS lines are never
@@ -13,6 +13,11 @@
 //
 // -u USER logs in first, with the password from $PCTP_PASSWORD or, on a
 // terminal, a prompt without echo; never from the command line.
+//
+// pctp -u USER top shows a live view of the proxy, full screen, refreshed
+// every second (-i) until q or Ctrl-C: connections, traffic, failed
+// logins and bans, connect latency, the busiest users and destinations.
+// TOP typed at the prompt shows the same view.
 package main
 
 import (
@@ -33,6 +38,7 @@ import (
 
 	"github.com/chzyer/readline"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/term"
 
 	"github.com/socks5d/socks5d/pctp"
 )
@@ -58,19 +64,30 @@ func main() {
 }
 
 const usageText = `usage: pctp [-h HOST] [-p PORT] [-d LEVEL] [-u USER]
+       pctp [-h HOST] [-p PORT] -u USER top [-i INTERVAL] [-n COUNT]
 
 Administers a socks5d proxy over PCTP, its admin protocol.
 
 On a terminal: a prompt with line editing, completion and history; type
-HELP for the commands. Otherwise: one command per line from stdin, each
-reply printed as sent (a multi-line reply ends with an empty line).
+HELP for the commands, TOP [INTERVAL] for the live view. Otherwise: one
+command per line from stdin, each reply printed as sent (a multi-line reply
+ends with an empty line).
 
-  -h HOST    PCTP server host (default localhost)
-  -p PORT    PCTP server port (default 8080)
-  -d LEVEL   log level: DEBUG, INFO, WARN, ERROR or NONE (default WARN)
-  -u USER    log in as USER first; the password comes from $PCTP_PASSWORD
-             or, on a terminal, a prompt without echo
-  -help      this help
+top: a full-screen live view, refreshed every INTERVAL until q or Ctrl-C:
+connections open and per second, bytes per second each way, failed logins
+and bans, connect latency p50/p99, the busiest users and destinations.
+Each refresh is one round trip (STATS, SESSIONS, STATS USER). On a stdout
+that is not a terminal it prints one frame per refresh instead.
+
+  -h HOST      PCTP server host (default localhost); -h alone: this help
+  -p PORT      PCTP server port (default 8080)
+  -d LEVEL     log level: DEBUG, INFO, WARN, ERROR or NONE (default WARN)
+  -u USER      log in as USER first; the password comes from $PCTP_PASSWORD
+               or, on a terminal, a prompt without echo (default none: no login)
+  -i INTERVAL  top: refresh interval, e.g. 1s, 500ms or 2 (default 1s, at
+               least 100ms)
+  -n COUNT     top: stop after COUNT refreshes (default 0: until q)
+  -help        this help
 
 Exit status: 0 success, 1 a -ERR reply or a broken session, 2 usage error,
 3 cannot connect.
@@ -84,16 +101,42 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	port := fs.String("p", "8080", "")
 	level := fs.String("d", "WARN", "")
 	user := fs.String("u", "", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usageText)
-			return exitOK
+	refresh := fs.String("i", defaultRefresh.String(), "")
+	count := fs.Int("n", 0, "")
+	if len(args) > 0 && (args[len(args)-1] == "-h" || args[len(args)-1] == "--h") {
+		args = append(args[:len(args)-1:len(args)-1], "-help") // -h with no host: help
+	}
+	parse := func(args []string) bool {
+		if err := fs.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stderr, "pctp: %v\n\n%s", err, usageText)
+			}
+			return false
 		}
-		fmt.Fprintf(stderr, "pctp: %v\n\n%s", err, usageText)
-		return exitUsage
+		return true
+	}
+	if !parse(args) {
+		return helpOrUsage(args, stdout)
+	}
+	top := fs.NArg() > 0 && strings.EqualFold(fs.Arg(0), "top")
+	if top && !parse(fs.Args()[1:]) { // flags may follow top too
+		return helpOrUsage(args, stdout)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pctp: unexpected argument %q\n\n%s", fs.Arg(0), usageText)
+		return exitUsage
+	}
+	interval, err := parseRefresh(*refresh)
+	if err != nil {
+		fmt.Fprintf(stderr, "pctp: -i %v\n", err)
+		return exitUsage
+	}
+	if *count < 0 {
+		fmt.Fprintf(stderr, "pctp: -n %d: want 0 (until q) or more\n", *count)
+		return exitUsage
+	}
+	if top && *user == "" {
+		fmt.Fprintln(stderr, "pctp: top needs -u USER (it logs in to read STATS and SESSIONS)")
 		return exitUsage
 	}
 	if n, err := strconv.Atoi(*port); err != nil || n < 1 || n > 65535 {
@@ -134,6 +177,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	c := pctp.NewClient(conn)
 
+	opt := topOptions{interval: interval, count: *count, server: addr, user: *user}
+	if top {
+		return topCommand(ctx, c, stdin, stdout, stderr, log, opt, password)
+	}
 	if !tty {
 		if *user != "" {
 			if code := login(c, *user, password, stderr, log); code != exitOK {
@@ -142,7 +189,49 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return script(c, stdin, stdout, stderr, log)
 	}
-	return interactive(c, stdin, stdout, stderr, log, *user, password)
+	return interactive(ctx, c, stdin, stdout, stderr, log, opt, password)
+}
+
+// helpOrUsage is the exit status of a command line fs.Parse refused: the
+// help (printed here) or a usage error (already reported).
+func helpOrUsage(args []string, stdout io.Writer) int {
+	for _, a := range args {
+		if a == "-help" || a == "--help" || a == "-h" || a == "--h" {
+			io.WriteString(stdout, usageText)
+			return exitOK
+		}
+	}
+	return exitUsage
+}
+
+// topCommand is pctp top: log in, show the view, leave.
+func topCommand(ctx context.Context, c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log hclog.Logger, opt topOptions, password string) int {
+	in, inTTY := isTerminalFile(stdin)
+	if password == "" { // only on a terminal (run checked)
+		fmt.Fprintf(stderr, "Password for %s: ", opt.user)
+		pw, err := term.ReadPassword(int(in.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "pctp: reading the password: %v\n", err)
+			return exitFailed
+		}
+		password = string(pw)
+	}
+	if code := login(c, opt.user, password, stderr, log); code != exitOK {
+		return code
+	}
+	var err error
+	if out, outTTY := isTerminalFile(stdout); inTTY && outTTY {
+		err = runTopOnTerminal(ctx, c, in, out, opt, true)
+	} else {
+		err = runTopStream(ctx, c, stdout, opt)
+		_, _ = c.Do("EXIT")
+	}
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "pctp: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
 }
 
 func parseLevel(s string) (hclog.Level, bool) {
@@ -231,7 +320,8 @@ func script(c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log hclog
 }
 
 // interactive runs the prompt.
-func interactive(c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log hclog.Logger, user, password string) int {
+func interactive(ctx context.Context, c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log hclog.Logger, opt topOptions, password string) int {
+	user := opt.user
 	rl, err := readline.NewEx(&readline.Config{
 		Prompt:                 "pctp> ",
 		HistoryFile:            historyFile(log),
@@ -262,7 +352,7 @@ func interactive(c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log 
 		if code := login(c, user, password, stderr, log); code != exitOK {
 			return code
 		}
-		fmt.Fprintf(out, "Logged in as %s. Type HELP for the commands.\n", user)
+		fmt.Fprintf(out, "Logged in as %s. Type HELP for the commands, TOP for the live view.\n", user)
 	}
 	for {
 		line, err := rl.Readline()
@@ -281,6 +371,16 @@ func interactive(c *pctp.Client, stdin io.Reader, stdout, stderr io.Writer, log 
 			continue
 		}
 		kw := keyword(line)
+		if kw == "TOP" { // the client's own: the live view
+			_ = rl.SaveHistory(line)
+			if err := promptTop(ctx, c, stdin, stdout, line, opt); err != nil {
+				fmt.Fprintf(stderr, "pctp: %v\n", err)
+				if !errors.Is(err, errTop) { // the session broke
+					return exitFailed
+				}
+			}
+			continue
+		}
 		if kw == "PASS" {
 			if cmd, arg, _ := strings.Cut(line, " "); arg == "" { // PASS alone: ask without echo
 				pw, err := rl.ReadPassword("Password: ")
@@ -317,6 +417,7 @@ func completer() *readline.PrefixCompleter {
 			items = append(items, readline.PcItem(kw))
 		}
 	}
+	items = append(items, readline.PcItem("TOP"))
 	return readline.NewPrefixCompleter(items...)
 }
 

@@ -21,18 +21,32 @@ type admin struct {
 	mu    sync.Mutex
 	users map[string]string
 	io    string
+	// For the top view: the open sessions and per-user numbers shown.
+	sessions  []middleware.SessionInfo
+	userStats map[string][]middleware.Stat
 }
 
 var _ pctp.Admin = (*admin)(nil)
 
-// The client's tests need no sessions, per-user numbers or lists.
-func (a *admin) Sessions() []middleware.SessionInfo         { return nil }
-func (a *admin) Kill(uint64) error                          { return errors.New("no such session") }
-func (a *admin) KillUser(string) int                        { return 0 }
-func (a *admin) UserStats(string) ([]middleware.Stat, bool) { return nil, false }
-func (a *admin) Items(string) ([]string, error)             { return nil, errors.New("no such list") }
-func (a *admin) InsertItem(string, int, string) error       { return errors.New("no such list") }
-func (a *admin) DeleteItem(string, int) error               { return errors.New("no such list") }
+// The client's tests need no lists.
+func (a *admin) Kill(uint64) error                    { return errors.New("no such session") }
+func (a *admin) KillUser(string) int                  { return 0 }
+func (a *admin) Items(string) ([]string, error)       { return nil, errors.New("no such list") }
+func (a *admin) InsertItem(string, int, string) error { return errors.New("no such list") }
+func (a *admin) DeleteItem(string, int) error         { return errors.New("no such list") }
+
+func (a *admin) Sessions() []middleware.SessionInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sessions
+}
+
+func (a *admin) UserStats(name string) ([]middleware.Stat, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st, ok := a.userStats[name]
+	return st, ok
+}
 
 func (a *admin) Login(user, password string) (middleware.Role, bool) {
 	a.mu.Lock()
@@ -75,6 +89,12 @@ func (a *admin) DeleteUser(string) error                       { return errors.N
 // server runs a real pctp.Server with the fake admin and returns its port.
 func server(t *testing.T) string {
 	t.Helper()
+	return serverWith(t, &admin{users: map[string]string{"admin": "password", "bob": "bobpass"}, io: "4096"})
+}
+
+// serverWith runs a real pctp.Server with a and returns its port.
+func serverWith(t *testing.T, a *admin) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +102,7 @@ func server(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	srv := &pctp.Server{
-		Admin:      &admin{users: map[string]string{"admin": "password", "bob": "bobpass"}, io: "4096"},
+		Admin:      a,
 		LoginDelay: func(int) time.Duration { return 0 },
 	}
 	go func() {

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -100,12 +102,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.String("P", "", "PCTP admin `port` (default 8080)")
 	fs.String("d", "", "log `level`: DEBUG, INFO, WARN, ERROR, NONE (default INFO)")
 	var users userList
-	fs.Var(&users, "u", "initial ADMIN `user:pass` (repeatable)")
-	check := fs.Bool("t", false, "check the configuration and exit (status 0 if valid, 2 if not)")
-	showVersion := fs.Bool("v", false, "print the version and exit")
+	fs.Var(&users, "u", "initial ADMIN `user:pass` (repeatable; default none)")
+	check := fs.Bool("t", false, "check the configuration and exit (status 0 if valid, 2 if not; default off)")
+	var showVersion bool
+	fs.BoolVar(&showVersion, "v", false, "print the version, module, VCS revision and Go version, and exit (default off; also --version)")
+	fs.BoolVar(&showVersion, "version", false, "the same as -v")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: socks5d [flags]\n       socks5d hash    (reads a password, prints a bcrypt hash for the config file)\n\nA SOCKS5 proxy with a live middleware chain, administered over PCTP.\n\nFlags:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "  -h, --help\n    \tthis help\n")
 		fmt.Fprintf(fs.Output(), "\nEnvironment: %sSECTION__KEY overrides the file, e.g. %sSOCKS__PORT=1081.\n", core.EnvPrefix, core.EnvPrefix)
 		fmt.Fprintf(fs.Output(), "\nStage types for the chain: list (- use: TYPE):\n")
 		for _, t := range middleware.Types() {
@@ -122,8 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))}
 	}
-	if *showVersion {
-		fmt.Fprintln(stdout, "socks5d", buildVersion())
+	if showVersion {
+		io.WriteString(stdout, versionText())
 		return nil
 	}
 	flags := map[string]any{}
@@ -384,4 +389,48 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return version
+}
+
+// versionText is what -v prints: the version, then the build facts Go
+// recorded in the binary (runtime/debug): module, VCS revision, Go version.
+//
+//	socks5d v1.4.0
+//	module    github.com/socks5d/socks5d
+//	revision  5a92b5f0c1d2... (2026-12-03T07:00:00Z, modified)
+//	go        go1.26.8 linux/amd64
+func versionText() string {
+	bi, ok := debug.ReadBuildInfo()
+	return formatVersion(buildVersion(), bi, ok)
+}
+
+// formatVersion is versionText for given build information.
+func formatVersion(v string, bi *debug.BuildInfo, ok bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "socks5d %s\n", v)
+	if !ok {
+		b.WriteString("(no build information in this binary)\n")
+		return b.String()
+	}
+	set := map[string]string{}
+	for _, s := range bi.Settings {
+		set[s.Key] = s.Value
+	}
+	fmt.Fprintf(&b, "module    %s\n", bi.Main.Path)
+	rev := "unknown (built without VCS information)"
+	if r := set["vcs.revision"]; r != "" {
+		var notes []string
+		if t := set["vcs.time"]; t != "" {
+			notes = append(notes, t)
+		}
+		if set["vcs.modified"] == "true" {
+			notes = append(notes, "modified")
+		}
+		rev = r
+		if len(notes) > 0 {
+			rev += " (" + strings.Join(notes, ", ") + ")"
+		}
+	}
+	fmt.Fprintf(&b, "revision  %s\n", rev)
+	fmt.Fprintf(&b, "go        %s %s/%s\n", bi.GoVersion, cmp.Or(set["GOOS"], runtime.GOOS), cmp.Or(set["GOARCH"], runtime.GOARCH))
+	return b.String()
 }

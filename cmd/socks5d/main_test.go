@@ -40,7 +40,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var listenRE = regexp.MustCompile(`SOCKS5 proxy listening: address=(\S+)`)
+// listenRE finds the SOCKS address in the log, text or JSON format.
+var listenRE = regexp.MustCompile(`SOCKS5 proxy listening(?:: address=|",.*"address":")([^"\s]+)`)
 
 // server is socks5d started in-process through run().
 type server struct {

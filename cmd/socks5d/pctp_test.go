@@ -20,7 +20,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the proxy transcripts under pctp/testdata/proxy")
 
-var pctpRE = regexp.MustCompile(`PCTP admin listening: address=(\S+)`)
+var pctpRE = regexp.MustCompile(`PCTP admin listening(?:: address=|",.*"address":")([^"\s]+)`)
 
 // pctpAddr is the admin address the server logged.
 func (s *server) pctpAddr(t *testing.T) string {

@@ -214,7 +214,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			Config:  maps.Clone(st.Config),
 			Logger:  r.logger.Named("middleware." + st.Name),
 			Shared:  r.shared,
-			Users:   d.users,
+			Users:   liveUsers{rt: r, draft: d.users},
 			DataDir: r.dataDir,
 		})
 		if err != nil {
@@ -296,9 +296,11 @@ func cloneStage(st StageConfig) StageConfig {
 	return st
 }
 
-// Login checks credentials for the admin port.
+// Login checks credentials for the admin port against the live table.
+// A wrong password costs one bcrypt comparison whether or not the user
+// exists; the admin port paces its own attempts.
 func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
-	return r.snap.Load().Users.Verify(user, password)
+	return r.snap.Load().Users.Verify(user, password, nil)
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain

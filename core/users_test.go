@@ -1,7 +1,9 @@
 package core
 
 import (
+	"bytes"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +182,37 @@ func TestUserNameRules(t *testing.T) {
 	}
 	if err := rt.AddUser(strings.Repeat("é", 128), "pw", middleware.RoleBasic); !errors.Is(err, middleware.ErrCredentialLength) {
 		t.Errorf("256-octet name: %v", err)
+	}
+}
+
+// A password change (DEL then ADD) applies at once, also to connections
+// accepted before it that have not yet sent their credentials: they are
+// checked against the live table, not the one they started with.
+func TestPasswordChangeAppliesToOpenConnections(t *testing.T) {
+	rt, addr := startProxy(t, testConfig(defaultTestChain()...))
+	if err := rt.AddUser("carol", "old-password", middleware.RoleBasic); err != nil {
+		t.Fatal(err)
+	}
+	// Two connections accepted and past method selection before the change.
+	early := [2]net.Conn{rawConn(t, addr), rawConn(t, addr)}
+	for _, c := range early {
+		_, _ = c.Write(appendGreeting(nil, 2))
+		if got := readN(t, c, 2); !bytes.Equal(got, []byte{5, 2}) {
+			t.Fatalf("method selection = %v", got)
+		}
+	}
+	if err := rt.DeleteUser("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddUser("carol", "new-password", middleware.RoleBasic); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = early[0].Write(appendCredentials(nil, "carol", "old-password"))
+	if got := readN(t, early[0], 2); !bytes.Equal(got, []byte{1, 1}) {
+		t.Errorf("old password on an early connection: answer %v, want refused [1 1]", got)
+	}
+	_, _ = early[1].Write(appendCredentials(nil, "carol", "new-password"))
+	if got := readN(t, early[1], 2); !bytes.Equal(got, []byte{1, 0}) {
+		t.Errorf("new password on an early connection: answer %v, want accepted [1 0]", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,9 @@ type Runtime struct {
 	// protected holds the server's own listeners, which clients may not
 	// dial (see Protect).
 	protected atomic.Pointer[protectSet]
+	// isLocal, when set before Protect, replaces the kernel's answer to
+	// "is this address the host's" (tests).
+	isLocal func(netip.Addr) (bool, error)
 	// dataDir is the configuration's data directory, for stages.
 	dataDir string
 	// panics counts connections whose handler panicked and was recovered.

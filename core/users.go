@@ -342,7 +342,7 @@ func IsBcryptHash(s string) bool {
 // (bcryptInput) when longer, as the server checks it.
 func HashPassword(password string) (string, error) {
 	if err := middleware.CheckPassword(password); err != nil {
-		return "", fmt.Errorf("%w: password of %d octets: %w", ErrBadUser, len(password), err)
+		return "", fmt.Errorf("password of %d octets: %w", len(password), err)
 	}
 	h, err := bcrypt.GenerateFromPassword(bcryptInput(password), BcryptCost)
 	return string(h), err

@@ -244,8 +244,11 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 	cfg.Chain = chain
 	for _, u := range o.Users {
 		name, pass, ok := strings.Cut(u, ":")
-		if !ok || validCredential(name, pass) != nil {
-			return nil, fmt.Errorf("%w: flag -u: want user:password, each 1-255 octets", ErrConfig)
+		if !ok {
+			return nil, fmt.Errorf("%w: flag -u: want user:password", ErrConfig)
+		}
+		if err := validCredential(name, pass); err != nil {
+			return nil, fmt.Errorf("%w: flag -u: %w", ErrConfig, err)
 		}
 		cfg.Users = slices.DeleteFunc(cfg.Users, func(c UserConfig) bool { return c.Name == name })
 		cfg.Users = append(cfg.Users, UserConfig{Name: name, Password: pass, Role: "admin", FromFlag: true})
@@ -356,8 +359,8 @@ func (c *Config) validate() error {
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
-		if validCredential(u.Name, u.Password) != nil {
-			return fmt.Errorf("%w: users[%d]: name and password must be 1-255 octets", ErrConfig, i)
+		if err := validCredential(u.Name, u.Password); err != nil {
+			return fmt.Errorf("%w: users[%d]: %w", ErrConfig, i, err)
 		}
 		if _, err := middleware.ParseRole(u.Role); err != nil {
 			return fmt.Errorf("%w: users[%d].role: want admin or basic, got %q", ErrConfig, i, u.Role)

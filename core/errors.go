@@ -67,8 +67,10 @@ var (
 	ErrUserFromFlag = errors.New("core: user was given with -u on the command line; remove it there")
 	// ErrLastAdmin: the change would leave no ADMIN user.
 	ErrLastAdmin = errors.New("core: cannot remove the last admin")
-	// ErrBadUser: a user name or password outside 1–255 octets.
-	ErrBadUser = errors.New("core: user names and passwords must be 1-255 octets")
+	// ErrBadUser: a user that cannot be stored: a name or password outside
+	// 1–255 octets, a name that is not valid UTF-8 or holds a control
+	// character, a bad hash. It is wrapped beside the precise reason.
+	ErrBadUser = errors.New("core: invalid user")
 	// ErrUnknownSetting: CONFIG names a key no stage exposes.
 	ErrUnknownSetting = errors.New("core: unknown setting")
 	// ErrNobodyCanConnect: no users and no stage allows anonymous access.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,9 @@ type Runtime struct {
 	// protected holds the server's own listeners, which clients may not
 	// dial (see Protect).
 	protected atomic.Pointer[protectSet]
+	// isLocal, when set before Protect, replaces the kernel's answer to
+	// "is this address the host's" (tests).
+	isLocal func(netip.Addr) (bool, error)
 	// dataDir is the configuration's data directory, for stages.
 	dataDir string
 	// panics counts connections whose handler panicked and was recovered.
@@ -228,7 +232,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			Config:  maps.Clone(st.Config),
 			Logger:  r.logger.Named("middleware." + st.Name),
 			Shared:  r.shared,
-			Users:   d.users,
+			Users:   liveUsers{rt: r, draft: d.users},
 			DataDir: r.dataDir,
 		})
 		if err != nil {
@@ -310,9 +314,11 @@ func cloneStage(st StageConfig) StageConfig {
 	return st
 }
 
-// Login checks credentials for the admin port.
+// Login checks credentials for the admin port against the live table.
+// A wrong password costs one bcrypt comparison whether or not the user
+// exists; the admin port paces its own attempts.
 func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
-	return r.snap.Load().Users.Verify(user, password)
+	return r.snap.Load().Users.Verify(user, password, nil)
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain

@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +57,16 @@ type Users struct {
 type userSecret struct {
 	key      [32]byte
 	verified sync.Map // name → verifiedMAC
+	// dummy is a bcrypt hash of a random password at BcryptCost, made on
+	// first use: a failed check with no hash of its own compares with it.
+	dummy func() []byte
+	// compare is bcrypt.CompareHashAndPassword; tests count calls.
+	compare func(hash, password []byte) error
+	// slots bounds the bcrypt comparisons running at once to half the
+	// CPUs, so a flood of wrong passwords from many addresses queues
+	// behind them instead of starving the relay (checks by digest do not
+	// wait).
+	slots chan struct{}
 }
 
 type verifiedMAC struct {
@@ -62,10 +75,17 @@ type verifiedMAC struct {
 }
 
 func newUsers() *Users {
-	s := &userSecret{}
+	s := &userSecret{compare: bcrypt.CompareHashAndPassword, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if _, err := rand.Read(s.key[:]); err != nil {
 		panic("core: no randomness for the user table key: " + err.Error())
 	}
+	s.dummy = sync.OnceValue(func() []byte {
+		h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), BcryptCost)
+		if err != nil {
+			panic("core: cannot make the dummy bcrypt hash: " + err.Error())
+		}
+		return h
+	})
 	return &Users{m: map[string]userEntry{}, secret: s}
 }
 
@@ -75,45 +95,87 @@ var _ middleware.Credentials = (*Users)(nil)
 // the password, in a stack buffer (no allocation on the handshake path).
 // The key is random per process and never leaves it, and digests are only
 // compared with each other, so length extension does not matter here.
+// Callers pass passwords of at most MaxCredential octets.
 func (u *Users) mac(password string) [sha256.Size]byte {
-	var buf [32 + 255]byte
+	var buf [32 + middleware.MaxCredential]byte
 	n := copy(buf[:], u.secret.key[:])
-	n += copy(buf[n:], password) // validCredential caps passwords at 255
+	n += copy(buf[n:], password)
 	return sha256.Sum256(buf[:n])
 }
 
-// Verify checks a password in constant time and returns the user's role.
-// An unknown user costs a digest and a compare, like a known one.
-func (u *Users) Verify(name, password string) (middleware.Role, bool) {
-	e, ok := u.m[name]
-	mac := u.mac(password)
-	if !ok {
-		subtle.ConstantTimeCompare(mac[:], e.mac[:])
-		return 0, false
+// Verify checks a password and returns the user's role.
+//
+// A right password whose digest is known (users added at run time or
+// given in plaintext, and hashed users once they have logged in) is
+// checked in constant time without bcrypt. Every other check costs exactly
+// one bcrypt comparison at the user's hash, or at a dummy hash for an
+// unknown user or a user without a hash, so a wrong password takes as long
+// whether or not the user exists. Before that comparison Verify calls
+// spend (when not nil); if spend returns false the check fails without
+// bcrypt. The password is never kept.
+func (u *Users) Verify(name, password string, spend func() bool) (middleware.Role, bool) {
+	if !middleware.ValidCredentialLength(password) {
+		return 0, false // no user has such a password; RFC 1929 cannot carry one
 	}
-	if e.hasMAC {
-		if subtle.ConstantTimeCompare(mac[:], e.mac[:]) == 1 {
+	e, known := u.m[name]
+	mac := u.mac(password)
+	if known {
+		want, ok := e.mac, e.hasMAC
+		if !ok {
+			if v, found := u.secret.verified.Load(name); found {
+				if vm := v.(verifiedMAC); vm.hash == string(e.hash) {
+					want, ok = vm.mac, true
+				}
+			}
+		}
+		if ok && subtle.ConstantTimeCompare(mac[:], want[:]) == 1 {
 			return e.role, true
 		}
+	}
+	if spend != nil && !spend() {
 		return 0, false
 	}
-	if v, ok := u.secret.verified.Load(name); ok {
-		// This hash has verified a password before: the digest of that
-		// password decides, without another bcrypt (a wrong guess must
-		// not cost the server tens of milliseconds).
-		if vm := v.(verifiedMAC); vm.hash == string(e.hash) {
-			if subtle.ConstantTimeCompare(mac[:], vm.mac[:]) == 1 {
-				return e.role, true
-			}
-			return 0, false
-		}
+	hash := e.hash
+	if !known || hash == nil {
+		hash = u.secret.dummy()
 	}
-	if bcrypt.CompareHashAndPassword(e.hash, []byte(password)) != nil {
+	u.secret.slots <- struct{}{}
+	err := u.secret.compare(hash, bcryptInput(password))
+	<-u.secret.slots
+	if !known || e.hasMAC || err != nil {
+		// A user with a digest has a wrong password here whatever bcrypt
+		// said: the comparison only made the failure cost the same.
 		return 0, false
 	}
 	u.secret.verified.Store(name, verifiedMAC{hash: string(e.hash), mac: mac})
 	return e.role, true
 }
+
+// liveUsers is the user table as stages see it (Params.Users): each call
+// reads the live snapshot's table, so a check on a connection accepted
+// before a change of users (a deletion, DEL then ADD with a new password)
+// sees the change. draft stands in before the first snapshot is stored.
+type liveUsers struct {
+	rt    *Runtime
+	draft *Users
+}
+
+var _ middleware.Credentials = liveUsers{}
+
+func (l liveUsers) table() *Users {
+	if s := l.rt.snap.Load(); s != nil {
+		return s.Users
+	}
+	return l.draft
+}
+
+// Verify implements middleware.Credentials against the live table.
+func (l liveUsers) Verify(name, password string, spend func() bool) (middleware.Role, bool) {
+	return l.table().Verify(name, password, spend)
+}
+
+// Len implements middleware.Credentials: the live table's size.
+func (l liveUsers) Len() int { return l.table().Len() }
 
 // Len is the number of users.
 func (u *Users) Len() int { return len(u.m) }
@@ -182,9 +244,9 @@ func (u *Users) setNew(name, password string, role middleware.Role) error {
 	if err := validUser(name, password, role); err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	hash, err := bcrypt.GenerateFromPassword(bcryptInput(password), BcryptCost)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadUser, err)
+		return fmt.Errorf("%w: user %q: %w", ErrBadUser, name, err)
 	}
 	u.m[name] = userEntry{role: role, hash: hash, mac: u.mac(password), hasMAC: true}
 	return nil
@@ -198,7 +260,7 @@ func (u *Users) setConfigured(users []UserConfig) error {
 	for i, c := range users {
 		role, err := middleware.ParseRole(c.Role)
 		if err != nil {
-			return fmt.Errorf("%w: users[%d].role: %v", ErrConfig, i, err)
+			return fmt.Errorf("%w: users[%d].role: %w", ErrConfig, i, err)
 		}
 		if IsBcryptHash(c.Password) {
 			err = u.setHashed(c.Name, []byte(c.Password), role, true)
@@ -206,7 +268,7 @@ func (u *Users) setConfigured(users []UserConfig) error {
 			err = u.setPlain(c.Name, c.Password, role, true)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: users[%d]: %v", ErrConfig, i, err)
+			return fmt.Errorf("%w: users[%d]: %w", ErrConfig, i, err)
 		}
 		if c.FromFlag {
 			e := u.m[c.Name]
@@ -233,12 +295,37 @@ func validUser(name, password string, role middleware.Role) error {
 	return nil
 }
 
+// validCredential applies the one rule for user names and passwords
+// (middleware.CheckUserName, CheckPassword). The error wraps ErrBadUser
+// and the rule's sentinel, and names the user but never the password.
 func validCredential(name, password string) error {
-	if len(name) < 1 || len(name) > 255 || len(password) < 1 || len(password) > 255 {
-		return ErrBadUser
+	if err := middleware.CheckUserName(name); err != nil {
+		if errors.Is(err, middleware.ErrCredentialLength) {
+			return fmt.Errorf("%w: user name of %d octets: %w", ErrBadUser, len(name), err)
+		}
+		return fmt.Errorf("%w: %w", ErrBadUser, err)
+	}
+	if err := middleware.CheckPassword(password); err != nil {
+		return fmt.Errorf("%w: user %q: password of %d octets: %w", ErrBadUser, name, len(password), err)
 	}
 	return nil
 }
+
+// bcryptInput is what bcrypt hashes for a password. bcrypt reads at most
+// 72 octets, so a longer password (73–255 octets) is first reduced to the
+// base64 of its SHA-256 digest (44 octets): every octet counts, and
+// passwords of up to 72 octets are hashed as they are, as other tools
+// (htpasswd, socks5d before 1.x) hash them.
+func bcryptInput(password string) []byte {
+	if len(password) <= maxBcryptInput {
+		return []byte(password)
+	}
+	sum := sha256.Sum256([]byte(password))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// maxBcryptInput is the longest password bcrypt reads whole.
+const maxBcryptInput = 72
 
 // IsBcryptHash reports whether a configured password is a bcrypt hash
 // ($2a$, $2b$ or $2y$) rather than plaintext.
@@ -250,11 +337,13 @@ func IsBcryptHash(s string) bool {
 	return err == nil
 }
 
-// HashPassword returns a bcrypt hash for the configuration file.
+// HashPassword returns a bcrypt hash for the configuration file, of the
+// password itself when it has at most 72 octets and of its pre-hash
+// (bcryptInput) when longer, as the server checks it.
 func HashPassword(password string) (string, error) {
-	if err := validCredential("x", password); err != nil {
-		return "", err
+	if err := middleware.CheckPassword(password); err != nil {
+		return "", fmt.Errorf("password of %d octets: %w", len(password), err)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	h, err := bcrypt.GenerateFromPassword(bcryptInput(password), BcryptCost)
 	return string(h), err
 }

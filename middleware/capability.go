@@ -19,11 +19,17 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, user, password string) (Role, error)
 }
 
-// Credentials is the live user table as stages see it (Params.Users). It is
-// immutable: a change of users compiles a new chain with a new table.
+// Credentials is the live user table as stages see it (Params.Users).
+// Every call reads the table in force at that moment, so a change of users
+// (a deletion, a new password) applies at once, also to connections
+// accepted before it.
 type Credentials interface {
-	// Verify checks a password in constant time and returns the user's role.
-	Verify(user, password string) (Role, bool)
+	// Verify checks a password and returns the user's role. A wrong
+	// password costs one slow hash (bcrypt) whether or not the user
+	// exists. Before any slow hash Verify calls spend, when not nil; if
+	// spend returns false the check fails without hashing (a budget of
+	// hashing work per client).
+	Verify(user, password string, spend func() bool) (Role, bool)
 	// Len is the number of users.
 	Len() int
 }

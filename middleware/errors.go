@@ -22,4 +22,10 @@ var (
 	// ErrBadValue is wrapped by Decode and by stages for a value of the
 	// wrong type or out of range.
 	ErrBadValue = errors.New("middleware: bad value")
+	// ErrCredentialLength is returned by CheckUserName and CheckPassword
+	// for a name or password outside 1–255 octets.
+	ErrCredentialLength = errors.New("middleware: user names and passwords must be 1-255 octets")
+	// ErrUserNameText is wrapped by CheckUserName for a name that is not
+	// valid UTF-8 or holds a control character.
+	ErrUserNameText = errors.New("middleware: user names must be valid UTF-8 without control characters")
 )

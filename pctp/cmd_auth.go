@@ -10,12 +10,6 @@ import (
 	"github.com/socks5d/socks5d/middleware"
 )
 
-// Limits on user names and passwords, as RFC 1929 has them.
-const (
-	minCredential = 1
-	maxCredential = 255
-)
-
 // Replies to invalid arguments.
 const (
 	badNameLength     = "User name must be 1 to 255 octets"
@@ -65,15 +59,17 @@ func sessionCommands() []*command {
 	}}
 }
 
+// validName and validPassword apply the one length rule for credentials
+// (RFC 1929's 1–255 octets, middleware.ValidCredentialLength).
 func validName(arg string) string {
-	if len(arg) < minCredential || len(arg) > maxCredential {
+	if !middleware.ValidCredentialLength(arg) {
 		return badNameLength
 	}
 	return ""
 }
 
 func validPassword(arg string) string {
-	if len(arg) < minCredential || len(arg) > maxCredential {
+	if middleware.CheckPassword(arg) != nil {
 		return badPasswordLength
 	}
 	return ""

@@ -12,6 +12,7 @@ import (
 const (
 	badRole     = "Expected ADD ADMIN or ADD BASIC"
 	badNameChar = "User name must not contain spaces or control characters"
+	badNameText = "User name must be valid UTF-8 without control characters"
 )
 
 func userCommands() []*command {
@@ -49,14 +50,19 @@ func validRole(arg string) string {
 	return ""
 }
 
-// validNewName is stricter than validName: a new user's name must print
-// as one field in LOGS and LIST.
+// validNewName is stricter than validName: a new user's name must be one
+// the store keeps exactly (middleware.CheckUserName, the rule the
+// configuration's users follow too) and, typed over PCTP, print as one
+// field in LOGS and LIST (no spaces).
 func validNewName(name string) string {
 	if problem := validName(name); problem != "" {
 		return problem
 	}
 	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return badNameChar
+	}
+	if middleware.CheckUserName(name) != nil {
+		return badNameText
 	}
 	return ""
 }

@@ -102,13 +102,15 @@ func (c Config) validate() error {
 
 // policy returns the guard's policy.
 func (c Config) policy() policy {
+	per := time.Duration(c.FailureWindow) / time.Duration(max(c.MaxFailures, 1))
 	return policy{
-		burst:  c.MaxFailures,
-		every:  rate.Every(time.Duration(c.FailureWindow) / time.Duration(max(c.MaxFailures, 1))),
-		window: time.Duration(c.FailureWindow),
-		ban:    time.Duration(c.Ban),
-		maxBan: time.Duration(c.MaxBan),
-		memory: time.Duration(c.BanMemory),
+		burst:      c.MaxFailures,
+		every:      rate.Every(per),
+		window:     time.Duration(c.FailureWindow),
+		workWindow: time.Duration(c.FailureWindow) + per,
+		ban:        time.Duration(c.Ban),
+		maxBan:     time.Duration(c.MaxBan),
+		memory:     time.Duration(c.BanMemory),
 	}
 }
 
@@ -242,10 +244,15 @@ type clientAuth struct {
 }
 
 // Authenticate refuses a banned client without checking the password;
-// otherwise it checks the credentials with the user table, which compares
-// passwords in constant time. Each failure is logged once and counted
-// against the client's address. A success does not clear the address's
-// failures. The password never appears in the error or the log.
+// otherwise it checks the credentials with the live user table. A wrong
+// password costs the table one bcrypt comparison whether or not the user
+// exists (so timing does not tell which users exist); while the guard is
+// on, each such comparison is first taken from the client group's
+// allowance (guard.spend), and a check beyond it is refused without
+// bcrypt, so parallel guesses cannot buy CPU faster than the ban allows.
+// Each failure is logged once and counted against the client's address. A
+// success does not clear the address's failures. The password never
+// appears in the error or the log.
 func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (middleware.Role, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("auth: %w", err)
@@ -254,7 +261,16 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 		a.logFailure(user, true)
 		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrBanned, middleware.ErrBadCredentials)
 	}
-	role, ok := a.users.Verify(user, password)
+	var spend func() bool
+	overBudget := false
+	if a.on {
+		spend = func() bool {
+			ok := a.guard.spend(a.client, a.pol)
+			overBudget = !ok
+			return ok
+		}
+	}
+	role, ok := a.users.Verify(user, password, spend)
 	if ok {
 		return role, nil
 	}
@@ -267,6 +283,9 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 		a.log.Warn("address banned", "listener", "socks", "client_ip", a.client.String(),
 			"group", middleware.ClientGroup(a.client).String(), "for", f.newBan.String(),
 			"until", f.until.UTC().Format(time.RFC3339))
+	}
+	if overBudget {
+		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrCheckBudget, middleware.ErrBadCredentials)
 	}
 	return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)
 }
@@ -284,5 +303,5 @@ func (a *clientAuth) logFailure(user string, banned bool) {
 // noUsers stands in for a missing user table.
 type noUsers struct{}
 
-func (noUsers) Verify(string, string) (middleware.Role, bool) { return 0, false }
-func (noUsers) Len() int                                      { return 0 }
+func (noUsers) Verify(string, string, func() bool) (middleware.Role, bool) { return 0, false }
+func (noUsers) Len() int                                                   { return 0 }

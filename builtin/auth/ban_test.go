@@ -29,9 +29,9 @@ type countingUsers struct {
 	verified atomic.Int64
 }
 
-func (c *countingUsers) Verify(name, password string) (middleware.Role, bool) {
+func (c *countingUsers) Verify(name, password string, spend func() bool) (middleware.Role, bool) {
 	c.verified.Add(1)
-	return c.Users.Verify(name, password)
+	return c.Users.Verify(name, password, spend)
 }
 
 // login runs one session from client through mw, authenticating as the

@@ -22,9 +22,12 @@ type policy struct {
 	burst  int           // failures tolerated in a burst
 	every  rate.Limit    // how fast the allowance refills
 	window time.Duration // time to refill the whole allowance
-	ban    time.Duration // first ban
-	maxBan time.Duration // cap of the doubling
-	memory time.Duration // a ban that starts within this of the previous one's end doubles it
+	// workWindow is the time to refill the whole allowance of slow
+	// password checks (burst+1 of them, refilled at every).
+	workWindow time.Duration
+	ban        time.Duration // first ban
+	maxBan     time.Duration // cap of the doubling
+	memory     time.Duration // a ban that starts within this of the previous one's end doubles it
 }
 
 // guard counts authentication failures per client address (an IPv4
@@ -43,7 +46,8 @@ type guard struct {
 // entry is one tracked address group.
 type entry struct {
 	lim         *rate.Limiter // the failure allowance
-	last        time.Time     // last failure
+	work        *rate.Limiter // the allowance of slow password checks
+	last        time.Time     // last failure or slow check
 	bannedUntil time.Time     // zero when never banned
 	banLen      time.Duration // length of the latest ban
 	expires     time.Time     // when the entry holds nothing worth keeping
@@ -83,6 +87,58 @@ type failure struct {
 	until  time.Time     // end of the ban, when banned
 }
 
+// track returns the live entry of k, made if needed, following a setting
+// changed since it was made, with its last activity set to now. Called
+// with the lock held.
+func (g *guard) track(k netip.Prefix, now time.Time, pol policy) *entry {
+	e := g.lookup(k, now)
+	if e == nil {
+		if len(g.m) >= g.max {
+			g.evict(now)
+		}
+		e = &entry{lim: rate.NewLimiter(pol.every, pol.burst), work: rate.NewLimiter(pol.every, pol.burst+1)}
+		g.m[k] = e
+	} else {
+		for _, l := range []struct {
+			lim   *rate.Limiter
+			burst int
+		}{{e.lim, pol.burst}, {e.work, pol.burst + 1}} {
+			if l.lim.Limit() != pol.every {
+				l.lim.SetLimitAt(now, pol.every)
+			}
+			if l.lim.Burst() != l.burst {
+				l.lim.SetBurstAt(now, l.burst)
+			}
+		}
+	}
+	e.last = now
+	return e
+}
+
+// keep extends e's life to t when that is later than now planned.
+func (e *entry) keep(t time.Time) {
+	if t.After(e.expires) {
+		e.expires = t
+	}
+}
+
+// spend takes one slow password check (a bcrypt comparison) from the
+// allowance of a's group and reports whether there was one. The allowance
+// holds max_failures+1 checks and refills as fast as the failure
+// allowance: as many as the ban lets a group fail, plus the check of the
+// guess that starts the ban. Taken before the check, it also bounds
+// checks running in parallel connections, which the failure count only
+// sees once they end.
+func (g *guard) spend(a netip.Addr, pol policy) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	e := g.track(middleware.ClientGroup(a), now, pol)
+	ok := e.work.AllowN(now, 1)
+	e.keep(now.Add(pol.workWindow))
+	return ok
+}
+
 // fail records a failed authentication from a under policy pol. A failure
 // that finds the allowance empty bans a for pol.ban, doubled for each ban
 // that starts within pol.memory of the end of the previous one, up to
@@ -92,24 +148,7 @@ func (g *guard) fail(a netip.Addr, pol policy) failure {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	k := middleware.ClientGroup(a)
-	e := g.lookup(k, now)
-	if e == nil {
-		if len(g.m) >= g.max {
-			g.evict(now)
-		}
-		e = &entry{lim: rate.NewLimiter(pol.every, pol.burst)}
-		g.m[k] = e
-	} else {
-		// Follow a setting changed since the entry was made.
-		if e.lim.Limit() != pol.every {
-			e.lim.SetLimitAt(now, pol.every)
-		}
-		if e.lim.Burst() != pol.burst {
-			e.lim.SetBurstAt(now, pol.burst)
-		}
-	}
-	e.last = now
+	e := g.track(middleware.ClientGroup(a), now, pol)
 	var out failure
 	switch {
 	case now.Before(e.bannedUntil):
@@ -126,11 +165,9 @@ func (g *guard) fail(a netip.Addr, pol policy) failure {
 	}
 	// Keep the entry while it is banned, while its allowance refills and
 	// while its last ban is remembered.
-	e.expires = now.Add(pol.window)
+	e.keep(now.Add(pol.window))
 	if !e.bannedUntil.IsZero() {
-		if t := e.bannedUntil.Add(pol.memory); t.After(e.expires) {
-			e.expires = t
-		}
+		e.keep(e.bannedUntil.Add(pol.memory))
 	}
 	return out
 }

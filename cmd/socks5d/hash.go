@@ -16,12 +16,16 @@ import (
 
 // runHash is `socks5d hash`: it reads a password (without echo on a
 // terminal, asked twice; else the first line of stdin) and prints its
-// bcrypt hash for the config file's users: entries.
+// bcrypt hash for the config file's users: entries (core.HashPassword:
+// passwords over 72 octets are pre-hashed, as the server checks them).
 func runHash(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("socks5d hash", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: socks5d hash < password-file\n\nPrints a bcrypt hash to use as a password in the config file's users: list.")
+		fmt.Fprintln(fs.Output(), "Usage: socks5d hash < password-file\n\n"+
+			"Prints a bcrypt hash to use as a password in the config file's users: list.\n"+
+			"Passwords are 1-255 octets; one longer than 72 octets is hashed as\n"+
+			"base64(SHA-256(password)), as the server checks it.")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

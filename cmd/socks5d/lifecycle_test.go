@@ -1018,3 +1018,32 @@ func lcOpenGreeted(t *testing.T, addr string, n int, strict bool) []net.Conn {
 	}
 	return conns
 }
+
+// Passwords of 73–255 octets hash and log in, every octet counting: a
+// password sharing the first 72 octets is refused. 256 octets are refused
+// by hash with a message, and the password is never printed.
+func TestHashLongPassword(t *testing.T) {
+	prefix := strings.Repeat("p", 72)
+	password := prefix + strings.Repeat("q", 183) // 255 octets
+	code, out, errOut := lcRunBinary(t, password+"\n", "hash")
+	if code != 0 {
+		t.Fatalf("hash of %d octets: exit %d\n%s", len(password), code, errOut)
+	}
+	hash := strings.TrimSpace(out)
+	if !lcBcryptRE.MatchString(hash) {
+		t.Fatalf("hash printed %q, not a bcrypt hash", out)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("users:\n  - {name: dave, password: '%s', role: admin}\n", hash))
+	p := startLCProc(t, 0, "-c", cfg)
+	echo := lcEchoTarget(t)
+	if err := lcRoundTrip(t, p.socks, "dave", prefix+"r", echo.addr()); err == nil {
+		t.Error("a password sharing the first 72 octets was accepted")
+	}
+	if err := lcRoundTrip(t, p.socks, "dave", password, echo.addr()); err != nil {
+		t.Errorf("dave with the 255-octet password: %v", err)
+	}
+	code, out, errOut = lcRunBinary(t, password+"x\n", "hash")
+	if code != 2 || out != "" || !strings.Contains(errOut, "1-255 octets") || strings.Contains(errOut, password) {
+		t.Errorf("hash of 256 octets: exit %d, want 2 with the limit and not the password\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}

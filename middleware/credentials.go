@@ -1,0 +1,49 @@
+package middleware
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of user names and passwords: RFC 1929 gives each one length
+// octet, and PCTP and the configuration file keep the same range.
+const (
+	MinCredential = 1
+	MaxCredential = 255
+)
+
+// ValidCredentialLength reports whether s is 1–255 octets long, the rule
+// for user names and passwords alike.
+func ValidCredentialLength(s string) bool {
+	return len(s) >= MinCredential && len(s) <= MaxCredential
+}
+
+// CheckUserName checks a name for a user to be stored: 1–255 octets of
+// valid UTF-8 without control characters (C0, DEL, C1), so that the state
+// file (JSON) keeps it exactly and it prints as one field of a LIST or log
+// line. The error wraps ErrCredentialLength or ErrUserNameText.
+func CheckUserName(name string) error {
+	if !ValidCredentialLength(name) {
+		return ErrCredentialLength
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrUserNameText, name)
+	}
+	for i, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %q has a control character at octet %d", ErrUserNameText, name, i)
+		}
+	}
+	return nil
+}
+
+// CheckPassword checks a password to be stored or checked: 1–255 octets,
+// any octets. The error wraps ErrCredentialLength and never shows the
+// password.
+func CheckPassword(password string) error {
+	if !ValidCredentialLength(password) {
+		return ErrCredentialLength
+	}
+	return nil
+}

@@ -201,7 +201,7 @@ type LoadOptions struct {
 func LoadConfig(o LoadOptions) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
-		return nil, fmt.Errorf("%w: defaults: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
 	}
 	path := o.File
 	if path == "" {
@@ -214,7 +214,7 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("%w: config file %s does not exist", ErrConfig, path)
 			}
-			return nil, fmt.Errorf("%w: config file %s: %v", ErrConfig, path, err)
+			return nil, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
 		}
 	}
 	environ := o.Environ
@@ -223,11 +223,11 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 		EnvironFunc:   func() []string { return environ },
 		TransformFunc: envKey,
 	}), nil); err != nil {
-		return nil, fmt.Errorf("%w: environment: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: environment: %w", ErrConfig, err)
 	}
 	if len(o.Flags) > 0 {
 		if err := k.Load(confmap.Provider(o.Flags, "."), nil); err != nil {
-			return nil, fmt.Errorf("%w: flags: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: flags: %w", ErrConfig, err)
 		}
 	}
 

@@ -25,7 +25,6 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.iosize", New: newTestIOSize})
 	middleware.Register(middleware.Info{Type: "test.dial", New: newTestDial})
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
-	middleware.Register(middleware.Info{Type: "test.after", New: newTestWrap, After: []string{"test.auth"}})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
 	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
 }

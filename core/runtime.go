@@ -148,7 +148,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	r.snap.Store(s)
 	return r, nil
@@ -198,16 +198,10 @@ func (r *Runtime) install(s *Snapshot) {
 // backwards around the terminal handler.
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
-	present := map[string]bool{}
 	for i, st := range d.Chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
 			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
-		}
-		for _, dep := range info.After {
-			if !present[dep] {
-				return nil, fmt.Errorf("chain[%d] (%s): must come after a %q stage", i, st.Name, dep)
-			}
 		}
 		mw, err := info.New(middleware.Params{
 			Name:    st.Name,
@@ -220,7 +214,6 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
 		}
-		present[st.Type] = true
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
 	}
 	if s.Users.Len() == 0 && !allowsAnonymous(s) {

@@ -110,7 +110,7 @@ func (st *State) apply(d *Draft) (skipped []string, err error) {
 		}
 		role, _ := middleware.ParseRole(u.Role) // checked by Load
 		if err := d.users.setHashed(name, []byte(u.Hash), role, false); err != nil {
-			return nil, fmt.Errorf("%w: user %q: %v", ErrState, name, err)
+			return nil, fmt.Errorf("%w: user %q: %w", ErrState, name, err)
 		}
 	}
 	set := func(key string, v any) bool {

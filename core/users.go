@@ -184,7 +184,7 @@ func (u *Users) setNew(name, password string, role middleware.Role) error {
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadUser, err)
+		return fmt.Errorf("%w: %w", ErrBadUser, err)
 	}
 	u.m[name] = userEntry{role: role, hash: hash, mac: u.mac(password), hasMAC: true}
 	return nil
@@ -198,7 +198,7 @@ func (u *Users) setConfigured(users []UserConfig) error {
 	for i, c := range users {
 		role, err := middleware.ParseRole(c.Role)
 		if err != nil {
-			return fmt.Errorf("%w: users[%d].role: %v", ErrConfig, i, err)
+			return fmt.Errorf("%w: users[%d].role: %w", ErrConfig, i, err)
 		}
 		if IsBcryptHash(c.Password) {
 			err = u.setHashed(c.Name, []byte(c.Password), role, true)
@@ -206,7 +206,7 @@ func (u *Users) setConfigured(users []UserConfig) error {
 			err = u.setPlain(c.Name, c.Password, role, true)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: users[%d]: %v", ErrConfig, i, err)
+			return fmt.Errorf("%w: users[%d]: %w", ErrConfig, i, err)
 		}
 		if c.FromFlag {
 			e := u.m[c.Name]

@@ -143,12 +143,16 @@ type StageConfig struct {
 	Config map[string]any
 }
 
-// DefaultChain is the chain used when the configuration has none.
-var DefaultChain = []string{"limits", "auth", "accounting", "metrics", "connlog", "iobuf"}
+// DefaultChain returns the stage types of the chain used when the
+// configuration has none, in order (a fresh slice each call).
+func DefaultChain() []string {
+	return []string{"limits", "auth", "accounting", "metrics", "connlog", "iobuf"}
+}
 
 func defaults() map[string]any {
-	chain := make([]any, len(DefaultChain))
-	for i, t := range DefaultChain {
+	types := DefaultChain()
+	chain := make([]any, len(types))
+	for i, t := range types {
 		chain[i] = map[string]any{"use": t}
 	}
 	return map[string]any{

@@ -181,13 +181,13 @@ func (srv *Server) refuse(conn net.Conn) {
 	_, _ = conn.Write([]byte("-ERR Too many sessions\n"))
 }
 
-// closeSessionsOf ends every session logged in as user except keep, after
-// the user was deleted.
 // EndSessionsOf closes the admin sessions logged in as user, for a user
 // removed by other means than DEL (a reload of the configuration file). It
 // returns how many it closed.
 func (srv *Server) EndSessionsOf(user string) int { return srv.closeSessionsOf(user, nil) }
 
+// closeSessionsOf ends every session logged in as user except keep, after
+// the user was deleted, and returns how many it closed.
 func (srv *Server) closeSessionsOf(user string, keep *session) int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()

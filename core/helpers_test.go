@@ -27,6 +27,31 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
 	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
+	middleware.Register(middleware.Info{Type: "test.stats", New: newTestStats})
+	middleware.Register(middleware.Info{Type: "test.stats2", New: newTestStats})
+}
+
+// testStats prints the configured STATS keys, each with value 1.
+type testStats struct{ keys []string }
+
+func newTestStats(p middleware.Params) (middleware.Middleware, error) {
+	var cfg struct {
+		Keys []string `json:"keys"`
+	}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	return &testStats{keys: cfg.Keys}, nil
+}
+
+func (st *testStats) Wrap(next middleware.Handler) middleware.Handler { return next }
+
+func (st *testStats) Stats() []middleware.Stat {
+	out := make([]middleware.Stat, len(st.keys))
+	for i, k := range st.keys {
+		out[i] = middleware.Stat{Key: k, Value: 1}
+	}
+	return out
 }
 
 // testList has an editable list of words; "bad" is refused.

@@ -216,6 +216,9 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 		}
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
 	}
+	if err := r.checkStatKeys(s.Stages); err != nil {
+		return nil, err
+	}
 	if s.Users.Len() == 0 && !allowsAnonymous(s) {
 		return nil, ErrNobodyCanConnect
 	}
@@ -295,20 +298,55 @@ func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain
-// order, then the engine's own.
+// order and keyed by middleware.StatKey's rule, then the engine's own.
 func (r *Runtime) Stats() []middleware.Stat {
 	var out []middleware.Stat
 	for _, st := range r.snap.Load().Stages {
-		if src, ok := st.Middleware.(middleware.StatsSource); ok {
-			out = append(out, src.Stats()...)
-		}
+		out = stageStats(out, st)
 	}
+	return r.engineStats(out)
+}
+
+// stageStats appends st's statistics, if it keeps some, to out with
+// their keys as STATS shows them.
+func stageStats(out []middleware.Stat, st Stage) []middleware.Stat {
+	src, ok := st.Middleware.(middleware.StatsSource)
+	if !ok {
+		return out
+	}
+	for _, s := range src.Stats() {
+		s.Key = middleware.StatKey(st.Name, st.Type, s.Key)
+		out = append(out, s)
+	}
+	return out
+}
+
+// engineStats appends the engine's own statistics to out.
+func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 	out = append(out,
 		middleware.Stat{Key: "sessions_open", Value: int64(r.sessions.Len())},
 		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
 		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
 	)
 	return r.commandStats(out)
+}
+
+// checkStatKeys refuses stages of which two, or one and the engine, would
+// print the same STATS key.
+func (r *Runtime) checkStatKeys(stages []Stage) error {
+	owner := map[string]string{}
+	for _, s := range r.engineStats(nil) {
+		owner[s.Key] = "the engine"
+	}
+	for i, st := range stages {
+		for _, s := range stageStats(nil, st) {
+			if prev, dup := owner[s.Key]; dup {
+				return fmt.Errorf("%w %q: chain[%d] (%s) and %s both print it (give one of them a different name:)", ErrDuplicateStat, s.Key, i, st.Name, prev)
+			}
+			owner[s.Key] = fmt.Sprintf("chain[%d] (%s)", i, st.Name)
+		}
+	}
+	return nil
 }
 
 // Records returns up to n connection records, newest first, from the first

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -387,8 +386,9 @@ func (r *Runtime) Settings() []middleware.Setting {
 	return out
 }
 
-// Set changes one setting, "<stage name>.<key>", to value (a YAML scalar:
-// 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
+// Set changes one setting, "<stage name>.<key>", to value, read by
+// middleware.ParseValue as YAML would read it (8000, 1MiB, 10s, true,
+// [25, 465]). The stage is rebuilt with the new value, so its
 // own validation applies; an invalid value changes nothing.
 func (r *Runtime) Set(key, value string) error {
 	if e, ok := findEngineSetting(key); ok {
@@ -411,8 +411,11 @@ func (r *Runtime) Set(key, value string) error {
 	if name == "" || !r.tunable(name, sub) {
 		return fmt.Errorf("%w %q (see CONFIG for the settings there are)", ErrUnknownSetting, key)
 	}
-	var v any
-	if err := yamlv3.Unmarshal([]byte(value), &v); err != nil || v == nil {
+	v, err := middleware.ParseValue(value)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	if v == nil {
 		return fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, value)
 	}
 	return r.change(func(d *Draft, st *State) error {

@@ -433,12 +433,8 @@ func (r *Runtime) Set(key, value string) error {
 // tunable reports whether the live stage name lists key as a setting.
 func (r *Runtime) tunable(name, key string) bool {
 	for _, st := range r.snap.Load().Stages {
-		if t, ok := st.Middleware.(middleware.Tunable); ok && st.Name == name {
-			for _, s := range t.Settings() {
-				if s.Key == key {
-					return true
-				}
-			}
+		if st.Name == name {
+			return middleware.IsSetting(st.Middleware, key)
 		}
 	}
 	return false

@@ -13,8 +13,31 @@ type Setting struct {
 // while the proxy runs (PCTP CONFIG). A change is applied by rebuilding the
 // stage from its configuration with the new value, so New validates it; a
 // Tunable stage only lists which keys may change.
+//
+// CONFIG <stage name>.<key>=<text> is applied in four steps: the live
+// stage must list key (IsSetting); the text is read by ParseValue (nil is
+// refused); the stage's entry gets the value under key; and the whole
+// chain is rebuilt, each stage by its type's New with the same Shared
+// pool, so the stage's own validation decides and state kept in Shared
+// carries over. If any step fails nothing changes. mwtest.Set applies a
+// change to one stage the same way.
 type Tunable interface {
 	Settings() []Setting
+}
+
+// IsSetting reports whether mw is Tunable and lists key among its
+// settings: whether CONFIG may change key.
+func IsSetting(mw Middleware, key string) bool {
+	t, ok := mw.(Tunable)
+	if !ok {
+		return false
+	}
+	for _, s := range t.Settings() {
+		if s.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // Editable is implemented by a stage with list settings that PCTP edits

@@ -143,7 +143,7 @@ func (p *valueParser) list() (any, error) {
 	}
 }
 
-// single reads a single-quoted string: '' is a quote.
+// single reads a single-quoted string, in which two quotes stand for one.
 func (p *valueParser) single() (any, error) {
 	var b strings.Builder
 	for p.i++; p.i < len(p.s); p.i++ {

@@ -415,9 +415,6 @@ func (r *Runtime) Set(key, value string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	if v == nil {
-		return fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, value)
-	}
 	return r.change(func(d *Draft, st *State) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name == name {

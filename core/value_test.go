@@ -40,7 +40,7 @@ func TestParseValueAgreesWithYAML(t *testing.T) {
 		t.Errorf("only %d of %d seeds accepted", accepted, len(valueSeeds))
 	}
 	for text, want := range map[string]any{
-		"8000": 8000, "10s": "10s", "[25, 465]": []any{25, 465}, "80,443": "80,443", "true": true, "": nil, "'8000'": "8000",
+		"8000": 8000, "10s": "10s", "[25, 465]": []any{25, 465}, "80,443": "80,443", "true": true, "[~]": []any{nil}, "'8000'": "8000",
 	} {
 		if got, err := middleware.ParseValue(text); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseValue(%q) = %#v, %v; want %#v", text, got, err, want)

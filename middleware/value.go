@@ -12,7 +12,8 @@ import (
 // the value a stage's configuration map holds, the same value the YAML
 // file would give: 8000 is a number, 10s and 1MiB and 80,443 are strings,
 // true is a bool, [80, 443] is a list ([]any), 'quoted' and "quoted" are
-// strings, null, ~ and the empty text are nil. It reads what YAML reads,
+// strings. A list may hold null (~) items, read as nil, but the whole text
+// may not be null, ~ or empty: that sets nothing. It reads what YAML reads,
 // to the same value, for one line of those forms; YAML's other syntax
 // (mappings, anchors, tags, comments, block forms, dates) is refused with
 // an error wrapping ErrBadValue. The engine reads CONFIG values with it,
@@ -30,6 +31,9 @@ func ParseValue(text string) (any, error) {
 	p.space()
 	if p.i != len(p.s) {
 		return nil, p.fail("unexpected %q", p.s[p.i:])
+	}
+	if v == nil {
+		return nil, p.fail("empty")
 	}
 	return v, nil
 }

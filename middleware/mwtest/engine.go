@@ -141,9 +141,6 @@ func Set(typ string, p middleware.Params, key, text string) (middleware.Middlewa
 	if err != nil {
 		return nil, p, fmt.Errorf("%s: %w", key, err)
 	}
-	if v == nil {
-		return nil, p, fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, text)
-	}
 	next := p
 	next.Config = maps.Clone(p.Config)
 	if next.Config == nil {

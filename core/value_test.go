@@ -22,7 +22,7 @@ var valueSeeds = []string{
 	"a:b", "http://x", "a#b", "café", "x]", "[x", "a, b",
 	// Refused: YAML reads them, but not as one value of these forms.
 	"a: b", "a #c", "- a", "{a: 1}", "&a x", "*a", "!!str 1", "|", ">", "%x", "@x", "`x", "2001-12-14", "[a: 1]",
-	"---", "...", "'a' b", "[a]b", "<<", "\tx", "x\ty", "[a,,b]", "[,]", "\"\\q\"",
+	"---", "...", "[0?]", "a?b", "a\u2028b", "[a?b]", "'a' b", "[a]b", "<<", "\tx", "x\ty", "[a,,b]", "[,]", "\"\\q\"",
 }
 
 // TestParseValueAgreesWithYAML: what middleware.ParseValue reads, YAML

@@ -55,6 +55,8 @@ func (p *valueParser) check() error {
 		switch {
 		case r == utf8.RuneError:
 			return p.fail("not UTF-8")
+		case r == 0x2028 || r == 0x2029: // line breaks to YAML
+			return p.fail("character %U", r)
 		case r >= 0x20 && r <= 0x7e, r >= 0xa0 && r <= 0xd7ff, r >= 0xe000 && r <= 0xfffd && r != 0xfeff:
 		default:
 			return p.fail("character %U", r)
@@ -101,10 +103,13 @@ func (p *valueParser) value(inList bool) (any, error) {
 		if inList && strings.IndexByte(",[]{}", c) >= 0 {
 			break
 		}
+		if inList && c == '?' { // YAML ends a plain scalar there in a list
+			return nil, p.fail("%q in a list item", c)
+		}
 		if c == '#' && p.s[p.i-1] == ' ' {
 			return nil, p.fail("a comment")
 		}
-		if c == ':' && (p.i+1 == len(p.s) || strings.IndexByte(" ,[]{}", p.s[p.i+1]) >= 0) {
+		if c == ':' && (p.i+1 == len(p.s) || strings.IndexByte(" ,?[]{}", p.s[p.i+1]) >= 0) {
 			return nil, p.fail("a mapping")
 		}
 		p.i++

@@ -4,6 +4,9 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,20 +17,38 @@ import (
 	"github.com/socks5d/socks5d/middleware/mwtest"
 )
 
-// TestRegistered checks that importing builtin registers every stage, each
-// with a description, and that each builds from an empty configuration.
+// TestRegistered checks every registered stage type: each has a
+// description and builds from an empty configuration. The registry is
+// the list, so a new stage is checked without editing this test; and
+// every stage package under builtin/ must be in it (blank-imported by
+// builtin.go, registered under its directory's name).
 func TestRegistered(t *testing.T) {
-	for _, typ := range []string{"accounting", "auth", "connlog", "iobuf", "ratelimit", "filter", "limits", "metrics"} {
-		info, ok := middleware.Lookup(typ)
-		if !ok {
-			t.Errorf("%s is not registered", typ)
-			continue
-		}
+	types := middleware.Types()
+	if len(types) == 0 {
+		t.Fatal("importing builtin registers no stage")
+	}
+	for _, typ := range types {
+		info, _ := middleware.Lookup(typ)
 		if info.Doc == "" {
 			t.Errorf("%s has no Doc", typ)
 		}
 		if _, err := info.New(mwtest.Params(typ, nil)); err != nil {
 			t.Errorf("%s with defaults: %v", typ, err)
+		}
+	}
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if gofiles, _ := filepath.Glob(filepath.Join(e.Name(), "*.go")); len(gofiles) == 0 {
+			continue
+		}
+		if !slices.Contains(types, e.Name()) {
+			t.Errorf("builtin/%s registers no stage %q: is it blank-imported by builtin.go?", e.Name(), e.Name())
 		}
 	}
 }

@@ -72,7 +72,7 @@ func (t *terminal) bind(ctx context.Context, s *middleware.Session, h *hsReader)
 		}
 		addrs, err := t.lookup(ctx, dest.Name)
 		if err != nil {
-			return fail(replyFor(err), err)
+			return fail(middleware.ReplyFor(err), err)
 		}
 		expected, resolved = addrs, addrs
 	} else {
@@ -95,7 +95,7 @@ func (t *terminal) bind(ctx context.Context, s *middleware.Session, h *hsReader)
 	}
 	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
-		return fail(replyFor(err), err)
+		return fail(middleware.ReplyFor(err), err)
 	}
 	defer ln.Close()
 	bound := addrPortOf(ln.Addr())

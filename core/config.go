@@ -142,12 +142,16 @@ type StageConfig struct {
 	Config map[string]any
 }
 
-// DefaultChain is the chain used when the configuration has none.
-var DefaultChain = []string{"limits", "auth", "accounting", "metrics", "connlog", "iobuf"}
+// DefaultChain returns the stage types of the chain used when the
+// configuration has none, in order (a fresh slice each call).
+func DefaultChain() []string {
+	return []string{"limits", "auth", "accounting", "metrics", "connlog", "iobuf"}
+}
 
 func defaults() map[string]any {
-	chain := make([]any, len(DefaultChain))
-	for i, t := range DefaultChain {
+	types := DefaultChain()
+	chain := make([]any, len(types))
+	for i, t := range types {
 		chain[i] = map[string]any{"use": t}
 	}
 	return map[string]any{
@@ -200,7 +204,7 @@ type LoadOptions struct {
 func LoadConfig(o LoadOptions) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
-		return nil, fmt.Errorf("%w: defaults: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
 	}
 	path := o.File
 	if path == "" {
@@ -213,7 +217,7 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("%w: config file %s does not exist", ErrConfig, path)
 			}
-			return nil, fmt.Errorf("%w: config file %s: %v", ErrConfig, path, err)
+			return nil, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
 		}
 	}
 	environ := o.Environ
@@ -222,11 +226,11 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 		EnvironFunc:   func() []string { return environ },
 		TransformFunc: envKey,
 	}), nil); err != nil {
-		return nil, fmt.Errorf("%w: environment: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: environment: %w", ErrConfig, err)
 	}
 	if len(o.Flags) > 0 {
 		if err := k.Load(confmap.Provider(o.Flags, "."), nil); err != nil {
-			return nil, fmt.Errorf("%w: flags: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: flags: %w", ErrConfig, err)
 		}
 	}
 

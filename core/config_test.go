@@ -40,8 +40,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	for _, st := range cfg.Chain {
 		types = append(types, st.Type)
 	}
-	if strings.Join(types, ",") != strings.Join(DefaultChain, ",") {
-		t.Errorf("chain = %v, want %v", types, DefaultChain)
+	if strings.Join(types, ",") != strings.Join(DefaultChain(), ",") {
+		t.Errorf("chain = %v, want %v", types, DefaultChain())
 	}
 }
 

@@ -73,6 +73,9 @@ var (
 	ErrBadUser = errors.New("core: invalid user")
 	// ErrUnknownSetting: CONFIG names a key no stage exposes.
 	ErrUnknownSetting = errors.New("core: unknown setting")
+	// ErrDuplicateStat: two stages of the chain, or a stage and the engine,
+	// would print the same STATS key.
+	ErrDuplicateStat = errors.New("core: duplicate STATS key")
 	// ErrNobodyCanConnect: no users and no stage allows anonymous access.
 	ErrNobodyCanConnect = errors.New("core: no users and anonymous access is off: nobody could use the proxy")
 

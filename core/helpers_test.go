@@ -25,9 +25,33 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.iosize", New: newTestIOSize})
 	middleware.Register(middleware.Info{Type: "test.dial", New: newTestDial})
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
-	middleware.Register(middleware.Info{Type: "test.after", New: newTestWrap, After: []string{"test.auth"}})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
 	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
+	middleware.Register(middleware.Info{Type: "test.stats", New: newTestStats})
+	middleware.Register(middleware.Info{Type: "test.stats2", New: newTestStats})
+}
+
+// testStats prints the configured STATS keys, each with value 1.
+type testStats struct{ keys []string }
+
+func newTestStats(p middleware.Params) (middleware.Middleware, error) {
+	var cfg struct {
+		Keys []string `json:"keys"`
+	}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	return &testStats{keys: cfg.Keys}, nil
+}
+
+func (st *testStats) Wrap(next middleware.Handler) middleware.Handler { return next }
+
+func (st *testStats) Stats() []middleware.Stat {
+	out := make([]middleware.Stat, len(st.keys))
+	for i, k := range st.keys {
+		out[i] = middleware.Stat{Key: k, Value: 1}
+	}
+	return out
 }
 
 // testList has an editable list of words; "bad" is refused.
@@ -134,13 +158,41 @@ func (t *testIOSize) Settings() []middleware.Setting {
 	return []middleware.Setting{{Key: "size", Value: strconv.Itoa(t.size)}}
 }
 
-// testDial makes every dial fail with the configured error.
-type testDial struct{ err error }
+// testDial makes every dial fail with the configured error, and keeps
+// the errors next returned in the shared pool (see dialOutcomes).
+type testDial struct {
+	err  error
+	seen *errorLog
+}
+
+// errorLog keeps the errors a stage saw next return.
+type errorLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *errorLog) add(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, err)
+}
+
+func (l *errorLog) all() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
+}
+
+// dialOutcomes returns the errors the test.dial stage named name saw.
+func dialOutcomes(rt *Runtime, name string) *errorLog {
+	return middleware.Get(rt.shared, name, func() *errorLog { return &errorLog{} })
+}
 
 var dialErrors = map[string]error{
 	"netunreach": &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ENETUNREACH},
 	"timeout":    context.DeadlineExceeded,
 	"denied":     &middleware.ReplyError{Code: middleware.ReplyNotAllowed},
+	"blocked":    fmt.Errorf("test.dial: %w", &middleware.ReplyError{Code: middleware.ReplyNotAllowed, Err: errTestBlocked}),
 	"other":      errors.New("something else"),
 }
 
@@ -151,15 +203,20 @@ func newTestDial(p middleware.Params) (middleware.Middleware, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	return &testDial{err: dialErrors[cfg.Fail]}, nil
+	return &testDial{err: dialErrors[cfg.Fail], seen: middleware.Get(p.Shared, p.Name, func() *errorLog { return &errorLog{} })}, nil
 }
+
+// errTestBlocked is the cause behind the "blocked" refusal.
+var errTestBlocked = errors.New("test.dial: port blocked")
 
 func (d *testDial) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
 		if d.err != nil {
 			s.Dialer = failDialer{d.err}
 		}
-		return next.ServeConn(ctx, s)
+		err := next.ServeConn(ctx, s)
+		d.seen.add(err)
+		return err
 	})
 }
 

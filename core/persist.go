@@ -29,7 +29,7 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 		return err
 	}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the saved state cannot be applied: %v", ErrState, err)
+		return nil, fmt.Errorf("%w: the saved state cannot be applied: %w", ErrState, err)
 	}
 	r.store, r.state = store, st
 	r.install(s)

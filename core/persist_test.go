@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -100,6 +101,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 func TestCorruptStateStopsStartup(t *testing.T) {
 	for name, body := range map[string]string{
 		"not json":      "{\"version\": 1, \"users\": ",
+		"bad syntax":    "{\"version\": 1,, }",
 		"unknown field": `{"version": 1, "colour": "red"}`,
 		"bad version":   `{"version": 7}`,
 		"bad hash":      `{"version": 1, "users": {"x": {"role": "basic", "hash": "plaintext"}}}`,
@@ -129,6 +131,11 @@ func TestCorruptStateStopsStartup(t *testing.T) {
 			_, err = rt.UseStore(NewFileStore(path))
 			if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("err = %v, want ErrState naming %s", err, path)
+			}
+			// The decoder's own error is kept, not flattened to text.
+			var syntax *json.SyntaxError
+			if name == "bad syntax" && !errors.As(err, &syntax) {
+				t.Errorf("err = %v, want it to wrap the *json.SyntaxError", err)
 			}
 			if after, _ := os.ReadFile(path); string(after) != body {
 				t.Fatal("the corrupt state file was changed")

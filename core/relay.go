@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -219,7 +220,7 @@ func (d *direction) buffered() error {
 			return err
 		}
 		bp := pool.Get().(*[]byte)
-		nr, rerr := d.src.Read(*bp)
+		nr, rerr := d.src.Read((*bp)[:d.ioSize])
 		var werr error
 		switch {
 		case nr > 0 && paced:
@@ -342,19 +343,28 @@ func (r *readiness) read(pool *sync.Pool) (*[]byte, int, error) {
 	return r.buf, r.avail, nil
 }
 
-// bufferPools holds one pool of relay buffers per size, created on first
-// use; poolFor is looked up once per relay direction, not per chunk.
-var bufferPools sync.Map // int → *sync.Pool of *[]byte
+// bufferPools holds the relay buffers by size class: class k holds
+// buffers of 1<<k bytes, and a relay of IO size n takes them from the
+// smallest class that fits n and reads into the first n bytes. So the
+// number of pools is bounded (one per power of two, created on first use)
+// however many IO sizes are set over the server's life, and a buffer left
+// by an old size serves the next size of its class. poolFor is looked up
+// once per relay direction, not per chunk.
+var bufferPools [bits.UintSize]atomic.Pointer[sync.Pool] // of *[]byte
 
 func poolFor(size int) *sync.Pool {
-	if p, ok := bufferPools.Load(size); ok {
-		return p.(*sync.Pool)
+	k := bits.Len(uint(max(size, 1) - 1)) // 1<<k >= size
+	if p := bufferPools[k].Load(); p != nil {
+		return p
 	}
-	p, _ := bufferPools.LoadOrStore(size, &sync.Pool{New: func() any {
-		b := make([]byte, size)
+	p := &sync.Pool{New: func() any {
+		b := make([]byte, 1<<k)
 		return &b
-	}})
-	return p.(*sync.Pool)
+	}}
+	if bufferPools[k].CompareAndSwap(nil, p) {
+		return p
+	}
+	return bufferPools[k].Load()
 }
 
 // chattyPool holds the read mode's buffers.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -166,7 +165,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	r.snap.Store(s)
 	return r, nil
@@ -216,16 +215,10 @@ func (r *Runtime) install(s *Snapshot) {
 // backwards around the terminal handler.
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
-	present := map[string]bool{}
 	for i, st := range d.Chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
 			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
-		}
-		for _, dep := range info.After {
-			if !present[dep] {
-				return nil, fmt.Errorf("chain[%d] (%s): must come after a %q stage", i, st.Name, dep)
-			}
 		}
 		mw, err := info.New(middleware.Params{
 			Name:    st.Name,
@@ -238,8 +231,10 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
 		}
-		present[st.Type] = true
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
+	}
+	if err := r.checkStatKeys(s.Stages); err != nil {
+		return nil, err
 	}
 	if s.Users.Len() == 0 && !allowsAnonymous(s) {
 		return nil, ErrNobodyCanConnect
@@ -322,20 +317,55 @@ func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain
-// order, then the engine's own.
+// order and keyed by middleware.StatKey's rule, then the engine's own.
 func (r *Runtime) Stats() []middleware.Stat {
 	var out []middleware.Stat
 	for _, st := range r.snap.Load().Stages {
-		if src, ok := st.Middleware.(middleware.StatsSource); ok {
-			out = append(out, src.Stats()...)
-		}
+		out = stageStats(out, st)
 	}
+	return r.engineStats(out)
+}
+
+// stageStats appends st's statistics, if it keeps some, to out with
+// their keys as STATS shows them.
+func stageStats(out []middleware.Stat, st Stage) []middleware.Stat {
+	src, ok := st.Middleware.(middleware.StatsSource)
+	if !ok {
+		return out
+	}
+	for _, s := range src.Stats() {
+		s.Key = middleware.StatKey(st.Name, st.Type, s.Key)
+		out = append(out, s)
+	}
+	return out
+}
+
+// engineStats appends the engine's own statistics to out.
+func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 	out = append(out,
 		middleware.Stat{Key: "sessions_open", Value: int64(r.sessions.Len())},
 		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
 		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
 	)
 	return r.commandStats(out)
+}
+
+// checkStatKeys refuses stages of which two, or one and the engine, would
+// print the same STATS key.
+func (r *Runtime) checkStatKeys(stages []Stage) error {
+	owner := map[string]string{}
+	for _, s := range r.engineStats(nil) {
+		owner[s.Key] = "the engine"
+	}
+	for i, st := range stages {
+		for _, s := range stageStats(nil, st) {
+			if prev, dup := owner[s.Key]; dup {
+				return fmt.Errorf("%w %q: chain[%d] (%s) and %s both print it (give one of them a different name:)", ErrDuplicateStat, s.Key, i, st.Name, prev)
+			}
+			owner[s.Key] = fmt.Sprintf("chain[%d] (%s)", i, st.Name)
+		}
+	}
+	return nil
 }
 
 // Records returns up to n connection records, newest first, from the first
@@ -376,8 +406,9 @@ func (r *Runtime) Settings() []middleware.Setting {
 	return out
 }
 
-// Set changes one setting, "<stage name>.<key>", to value (a YAML scalar:
-// 8000, 1MiB, 10s, true). The stage is rebuilt with the new value, so its
+// Set changes one setting, "<stage name>.<key>", to value, read by
+// middleware.ParseValue as YAML would read it (8000, 1MiB, 10s, true,
+// [25, 465]). The stage is rebuilt with the new value, so its
 // own validation applies; an invalid value changes nothing.
 func (r *Runtime) Set(key, value string) error {
 	if e, ok := findEngineSetting(key); ok {
@@ -400,9 +431,9 @@ func (r *Runtime) Set(key, value string) error {
 	if name == "" || !r.tunable(name, sub) {
 		return fmt.Errorf("%w %q (see CONFIG for the settings there are)", ErrUnknownSetting, key)
 	}
-	var v any
-	if err := yamlv3.Unmarshal([]byte(value), &v); err != nil || v == nil {
-		return fmt.Errorf("%w: %s: %q is not a value", middleware.ErrBadValue, key, value)
+	v, err := middleware.ParseValue(value)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	return r.change(func(d *Draft, st *State) error {
 		for i := range d.Chain {
@@ -419,12 +450,8 @@ func (r *Runtime) Set(key, value string) error {
 // tunable reports whether the live stage name lists key as a setting.
 func (r *Runtime) tunable(name, key string) bool {
 	for _, st := range r.snap.Load().Stages {
-		if t, ok := st.Middleware.(middleware.Tunable); ok && st.Name == name {
-			for _, s := range t.Settings() {
-				if s.Key == key {
-					return true
-				}
-			}
+		if st.Name == name {
+			return middleware.IsSetting(st.Middleware, key)
 		}
 	}
 	return false

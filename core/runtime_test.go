@@ -27,7 +27,6 @@ func TestNewRuntimeErrors(t *testing.T) {
 		{"unknown stage type", testConfig(stage("nope")), `unknown stage type "nope" (known types:`},
 		{"stage rejects a key", testConfig(stage("test.auth", "anonymus", true)), "chain[0] (test.auth): middleware: unknown key \"anonymus\" (known: anonymous)"},
 		{"stage rejects a value", testConfig(stage("test.iosize", "size", "big")), "chain[0] (test.iosize)"},
-		{"order constraint", testConfig(stage("test.after"), stage("test.auth")), `must come after a "test.auth" stage`},
 		{"nobody can connect", &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth")}}, "nobody could use the proxy"},
 	}
 	for _, tt := range tests {
@@ -43,9 +42,25 @@ func TestNewRuntimeErrors(t *testing.T) {
 	if _, err := NewRuntime(cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	// The order constraint is met when the dependency comes first.
-	if _, err := NewRuntime(testConfig(stage("test.auth"), stage("test.after")), nil); err != nil {
+}
+
+// TestStartupErrorsWrap: a stage's error at start-up keeps its sentinels,
+// as it does when the same value arrives later through Set.
+func TestStartupErrorsWrap(t *testing.T) {
+	_, err := NewRuntime(testConfig(stage("test.auth", "anonymus", true)), nil)
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, middleware.ErrUnknownKey) {
+		t.Errorf("unknown key at start-up: err = %v, want ErrConfig and middleware.ErrUnknownKey", err)
+	}
+	_, err = NewRuntime(testConfig(stage("test.auth"), stage("test.iosize", "size", 0)), nil)
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, middleware.ErrBadValue) {
+		t.Errorf("bad value at start-up: err = %v, want ErrConfig and middleware.ErrBadValue", err)
+	}
+	rt, err := NewRuntime(testConfig(stage("test.auth"), stage("test.iosize")), nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := rt.Set("test.iosize.size", "0"); !errors.Is(err, middleware.ErrBadValue) {
+		t.Errorf("bad value through Set: err = %v, want middleware.ErrBadValue", err)
 	}
 }
 

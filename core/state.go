@@ -81,7 +81,7 @@ func parseState(data []byte, where string) (*State, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, corrupt("%v", err)
+		return nil, fmt.Errorf("%w: state file %s is corrupt: %w (it was left in place; fix it or move it away to start from the configuration alone)", ErrState, where, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, corrupt("data after the JSON object, at byte %d", dec.InputOffset())
@@ -171,7 +171,7 @@ func (st *State) apply(d *Draft) (skipped []string, err error) {
 		}
 		role, _ := middleware.ParseRole(u.Role) // checked by Load
 		if err := d.users.setHashed(name, []byte(u.Hash), role, false); err != nil {
-			return nil, fmt.Errorf("%w: user %q: %v", ErrState, name, err)
+			return nil, fmt.Errorf("%w: user %q: %w", ErrState, name, err)
 		}
 	}
 	set := func(key string, v any) bool {

@@ -61,43 +61,43 @@ func (f *FileStore) Load() (*State, error) {
 func (f *FileStore) Save(st *State) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	data = append(data, '\n')
 	dir := filepath.Dir(f.Path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: writing %s: %v", ErrState, tmp.Name(), err)
+		return fmt.Errorf("%w: writing %s: %w", ErrState, tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: syncing %s: %v", ErrState, tmp.Name(), err)
+		return fmt.Errorf("%w: syncing %s: %w", ErrState, tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrState, err)
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: syncing %s: %v", ErrState, dir, err)
+		return fmt.Errorf("%w: syncing %s: %w", ErrState, dir, err)
 	}
 	return nil
 }

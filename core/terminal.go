@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -128,9 +126,11 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 	target, err := s.Dialer.DialContext(dctx, "tcp", s.Target.String())
 	cancel()
 	if err != nil {
-		code := replyFor(err)
-		t.reply(s, code, netip.AddrPort{})
-		return nil, &middleware.ReplyError{Code: code, Err: err}
+		// A stage's refusal passes through as it is; any other failure
+		// gets the code ReplyFor maps it to.
+		err = middleware.DialError(err)
+		t.reply(s, middleware.ReplyFor(err), netip.AddrPort{})
+		return nil, err
 	}
 	bound := addrPortOf(target.LocalAddr())
 	s.Bound = bound
@@ -193,39 +193,6 @@ func (t *terminal) reply(s *middleware.Session, code middleware.Reply, bound net
 	s.Reply, s.ReplySent = code, true
 	_, err := s.Conn.Write(b)
 	return err
-}
-
-// replyFor maps a dial error to the RFC 1928 reply code the client gets.
-func replyFor(err error) middleware.Reply {
-	var re *middleware.ReplyError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	var dnsErr *net.DNSError
-	switch {
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsTimeout {
-			return middleware.ReplyTTLExpired
-		}
-		return middleware.ReplyHostUnreachable
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return middleware.ReplyConnectionRefused
-	case errors.Is(err, syscall.ENETUNREACH):
-		return middleware.ReplyNetworkUnreachable
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EHOSTDOWN):
-		return middleware.ReplyHostUnreachable
-	case errors.Is(err, syscall.EAFNOSUPPORT):
-		return middleware.ReplyAddressUnsupported
-	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return middleware.ReplyNotAllowed
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
-		return middleware.ReplyTTLExpired
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return middleware.ReplyTTLExpired
-	}
-	return middleware.ReplyGeneralFailure
 }
 
 // addrPortOf returns a net.Addr as an AddrPort (zero if it is not IP).

@@ -74,7 +74,7 @@ var udpPool = poolFor(udpBufSize)
 // validate checks socks.udp.
 func (c UDPConfig) validate() error {
 	if _, _, err := parsePortRange(c.Ports); err != nil {
-		return fmt.Errorf("%w: socks.udp.ports: %v", ErrConfig, err)
+		return fmt.Errorf("%w: socks.udp.ports: %w", ErrConfig, err)
 	}
 	if c.Advertise != "" {
 		a, err := netip.ParseAddr(c.Advertise)

@@ -39,7 +39,7 @@ func Decode(cfg map[string]any, v any) error {
 		}
 		raw, err := json.Marshal(cfg[k])
 		if err != nil {
-			return fmt.Errorf("%w: key %q: %v", ErrBadValue, k, err)
+			return fmt.Errorf("%w: key %q: %w", ErrBadValue, k, err)
 		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()

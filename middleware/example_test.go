@@ -20,6 +20,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,7 +109,9 @@ func (g *portGuard) Wrap(next middleware.Handler) middleware.Handler {
 	})
 }
 
-// Stats implements middleware.StatsSource.
+// Stats implements middleware.StatsSource. The keys are the stage's own
+// (prefixed with its type, so they never meet another stage's); under a
+// `name:` other than its type, STATS shows them prefixed with that name.
 func (g *portGuard) Stats() []middleware.Stat {
 	g.counts.mu.Lock()
 	defer g.counts.mu.Unlock()
@@ -122,10 +125,14 @@ func (g *portGuard) Stats() []middleware.Stat {
 	return stats
 }
 
-// Settings implements middleware.Tunable, so PCTP's CONFIG lists it.
+// Settings implements middleware.Tunable, so PCTP's CONFIG lists it. The
+// value is printed as CONFIG reads it back ([25, 465], a YAML list).
 func (g *portGuard) Settings() []middleware.Setting {
-	ports := slices.Sorted(maps.Keys(g.block))
-	return []middleware.Setting{{Key: "block", Value: fmt.Sprint(ports), Help: "destination ports refused"}}
+	ports := make([]string, 0, len(g.block))
+	for _, port := range slices.Sorted(maps.Keys(g.block)) {
+		ports = append(ports, strconv.Itoa(int(port)))
+	}
+	return []middleware.Setting{{Key: "block", Value: "[" + strings.Join(ports, ", ") + "]", Help: "destination ports refused"}}
 }
 
 // guardedDialer refuses blocked ports with the SOCKS reply the client must
@@ -165,45 +172,37 @@ func Example() {
 	if _, err := info.New(mwtest.Params("portguard", map[string]any{"blok": []any{25}})); err != nil {
 		fmt.Println("error:", err)
 	}
-	mw, err := info.New(mwtest.Params("portguard", map[string]any{"block": []any{25, 465}}))
+	p := mwtest.Params("portguard", map[string]any{"block": []any{25, 465}})
+	mw, err := info.New(p)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println(mw.(middleware.Tunable).Settings()[0].Value)
 
-	// A scripted terminal handler plays the engine: it reads the client's
-	// request, dials it through s.Dialer and records the reply it sends.
-	engine := func(port uint16) *mwtest.Terminal {
-		return &mwtest.Terminal{Facts: func(s *middleware.Session) {
-			s.Command = middleware.CmdConnect
-			s.Target = middleware.Target{Name: "example.org", Port: port}
-			conn, err := s.Dialer.DialContext(context.Background(), "tcp", s.Target.String())
-			var re *middleware.ReplyError
-			switch {
-			case err == nil:
-				conn.Close()
-				s.Reply = middleware.ReplySucceeded
-			case errors.As(err, &re):
-				s.Reply = re.Code
-			default:
-				s.Reply = middleware.ReplyGeneralFailure
-			}
-			s.ReplySent = true
-		}}
-	}
-
+	// mwtest.Connect plays the engine after the handshake: it dials the
+	// target through s.Dialer, as the engine does, and records the reply
+	// the client would get (a stage's ReplyError chooses the code).
 	for i, port := range []uint16{443, 25, 80, 443} {
 		// What the listener fills in (mwtest.Session needs a testing.TB).
 		s := &middleware.Session{ID: uint64(i + 1), Start: time.Now(), Dialer: pipeDialer{}}
-		_ = mwtest.Serve(context.Background(), mw, engine(port), s)
+		_ = mwtest.Serve(context.Background(), mw, &mwtest.Connect{Target: middleware.Target{Name: "example.org", Port: port}}, s)
 		fmt.Printf("%s: %d (%s)\n", s.Target, s.Reply, s.Reply)
 	}
 	for _, st := range mw.(middleware.StatsSource).Stats() {
 		fmt.Printf("%s: %d\n", st.Key, st.Value)
 	}
+
+	// A live change, applied as PCTP's CONFIG portguard.block=[25, 587]
+	// applies it: the stage is rebuilt, and its counters carry over.
+	mw, _, err = mwtest.Set("portguard", p, "block", "[25, 587]")
+	if err != nil {
+		panic(err)
+	}
+	refused, _ := mwtest.Stat(mw, "portguard_refused")
+	fmt.Println(mw.(middleware.Tunable).Settings()[0].Value, "refused so far:", refused)
 	// Output:
 	// error: middleware: unknown key "blok" (known: block)
-	// [25 465]
+	// [25, 465]
 	// example.org:443: 0 (succeeded)
 	// example.org:25: 2 (connection not allowed by ruleset)
 	// example.org:80: 0 (succeeded)
@@ -212,4 +211,5 @@ func Example() {
 	// connections_to_port.25: 1
 	// connections_to_port.80: 1
 	// connections_to_port.443: 2
+	// [25, 587] refused so far: 1
 }

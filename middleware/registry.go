@@ -16,9 +16,6 @@ type Info struct {
 	// effects beyond reading p.Shared: it is called again on every change of
 	// the live configuration.
 	New func(p Params) (Middleware, error)
-	// After lists stage types that must appear earlier in the chain when
-	// this one is present (checked when the chain is built).
-	After []string
 	// Doc is a one-line description, shown in errors and help.
 	Doc string
 }

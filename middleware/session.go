@@ -36,8 +36,9 @@ type Session struct {
 	// (configure); the relay then copies through a buffer instead of letting
 	// the kernel splice.
 	Conn net.Conn
-	// Dialer opens outbound connections. A stage may wrap it to filter,
-	// observe or redirect dials (configure). Never nil when next is called.
+	// Dialer opens the outbound connection of a CONNECT. A stage may wrap
+	// it to filter, observe or redirect dials (configure): see Dialer for
+	// when it runs and what is known then. Never nil when next is called.
 	Dialer Dialer
 	// Auth decides the accepted methods and checks credentials (configure).
 	// When nil, the terminal handler accepts no method at all (fail closed).
@@ -95,6 +96,40 @@ func (s *Session) Duration() time.Duration {
 }
 
 // Dialer opens outbound connections; *net.Dialer satisfies it.
+//
+// When it runs. The engine calls Session.Dialer once per CONNECT, after
+// the handshake and the request, with network "tcp" and address
+// Target.String(): host:port exactly as the client asked, so a name is
+// not resolved yet (resolving it is the Dialer's job, and a policy can
+// refuse a name before any lookup) and an IPv6 address is bracketed. ctx
+// carries the connect timeout (socks.connect_timeout) and ends with the
+// session. The engine never dials again for the session and never retries.
+// It never calls the Dialer for BIND or UDP ASSOCIATE: BIND listens for
+// the peer and UDP relays datagrams from its own socket, and for those
+// the engine asks the chain's Policy stages instead (see Policy).
+//
+// What is known then. The listener's fields (ID, Start, Client, Logger),
+// whatever the stages configured (Conn, Auth, IOSize, Pacer), the
+// identity (User, Role, AuthState: authentication has succeeded) and the
+// request (Command is CmdConnect, Target). Not yet: Reply, ReplySent and
+// Bound are set from the dial's outcome; Up, Down and Active are zero;
+// End is zero.
+//
+// Nesting. Each stage wraps the Dialer it finds, before calling next, so
+// the dialers nest in reverse chain order: the last stage of the chain
+// that wrapped it is called first, and each passes the dial on to the one
+// installed before it, down to the engine's base dialer (which refuses the
+// server's own listeners with ReplyNotAllowed).
+//
+// Refusal. A Dialer refuses by returning an error, without dialing. A
+// *ReplyError (anywhere in the error's chain) gives the client its Code:
+// a policy returns ReplyNotAllowed. Any other error gets the code
+// ReplyFor maps it to (a DNS failure ReplyHostUnreachable, a refused
+// connection ReplyConnectionRefused, a timeout ReplyTTLExpired, anything
+// unknown ReplyGeneralFailure). The engine sends that reply, records it
+// on the Session, and returns the error from the terminal handler as
+// DialError gives it, so each stage sees it come back from next, with
+// errors.Is and errors.As finding what the Dialer wrapped.
 type Dialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }

@@ -73,11 +73,11 @@ func lineOf(r *middleware.Record) jsonLine {
 func parseLine(b []byte) (middleware.Record, error) {
 	var l jsonLine
 	if err := json.Unmarshal(b, &l); err != nil {
-		return middleware.Record{}, fmt.Errorf("%w: %v", errCorrupt, err)
+		return middleware.Record{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	t, err := time.Parse(time.RFC3339, l.Time)
 	if err != nil {
-		return middleware.Record{}, fmt.Errorf("%w: time: %v", errCorrupt, err)
+		return middleware.Record{}, fmt.Errorf("%w: time: %w", errCorrupt, err)
 	}
 	r := middleware.Record{
 		ID:        l.ID,
@@ -95,7 +95,7 @@ func parseLine(b []byte) (middleware.Record, error) {
 	if l.ClientIP != "" {
 		a, err := netip.ParseAddr(l.ClientIP)
 		if err != nil {
-			return middleware.Record{}, fmt.Errorf("%w: client_ip: %v", errCorrupt, err)
+			return middleware.Record{}, fmt.Errorf("%w: client_ip: %w", errCorrupt, err)
 		}
 		r.Client = netip.AddrPortFrom(a, l.ClientPort)
 	}

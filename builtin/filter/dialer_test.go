@@ -95,36 +95,6 @@ type outcome struct {
 	err   error
 }
 
-// engine plays the terminal handler: it sets the facts the real one sets
-// before dialing (user, role, command, target), dials through s.Dialer and
-// replies as the real one maps errors.
-func engine(user string, role middleware.Role, cmd middleware.Command, target middleware.Target, out *outcome) *mwtest.Terminal {
-	return &mwtest.Terminal{Facts: func(s *middleware.Session) {
-		s.User, s.Role, s.Command, s.Target = user, role, cmd, target
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := s.Dialer.DialContext(ctx, "tcp", target.String())
-		out.err = err
-		var re *middleware.ReplyError
-		var dnsErr *net.DNSError
-		switch {
-		case err == nil:
-			conn.Close()
-			s.Reply = middleware.ReplySucceeded
-		case errors.As(err, &re):
-			s.Reply = re.Code
-		case errors.As(err, &dnsErr):
-			s.Reply = middleware.ReplyHostUnreachable
-		case errors.Is(err, syscall.ECONNREFUSED):
-			s.Reply = middleware.ReplyConnectionRefused
-		default:
-			s.Reply = middleware.ReplyGeneralFailure
-		}
-		s.ReplySent = true
-		out.reply = s.Reply
-	}}
-}
-
 func name(host string, port uint16) middleware.Target {
 	return middleware.Target{Name: host, Port: port}
 }
@@ -144,11 +114,13 @@ func serveAs(t *testing.T, mw middleware.Middleware, d middleware.Dialer, user s
 	t.Helper()
 	s, _ := mwtest.Session(t)
 	s.Dialer = d
-	var out outcome
-	if err := mwtest.Serve(context.Background(), mw, engine(user, role, middleware.CmdConnect, target, &out), s); err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	return out
+	err := mwtest.Serve(context.Background(), mw, connect(user, role, target), s)
+	return outcome{reply: s.Reply, err: err}
+}
+
+// connect is the engine serving a CONNECT once the handshake is over.
+func connect(user string, role middleware.Role, target middleware.Target) *mwtest.Connect {
+	return &mwtest.Connect{Target: target, User: user, Role: role}
 }
 
 // loopbackPolicy denies the proxy host's own loopback and link-local
@@ -300,9 +272,15 @@ func TestResolveFailure(t *testing.T) {
 			mw := build(t, loopbackPolicy, tt.res)
 			d := &fakeDialer{}
 			out := serve(t, mw, d, name(tt.host, 80))
+			// The engine's reply: host unreachable, or TTL expired for a
+			// lookup that timed out.
+			want := middleware.ReplyHostUnreachable
+			if tt.timeout {
+				want = middleware.ReplyTTLExpired
+			}
 			var dnsErr *net.DNSError
-			if !errors.As(out.err, &dnsErr) || out.reply != middleware.ReplyHostUnreachable {
-				t.Fatalf("reply %d, err %v; want a *net.DNSError, reply 4", out.reply, out.err)
+			if !errors.As(out.err, &dnsErr) || out.reply != want {
+				t.Fatalf("reply %d, err %v; want a *net.DNSError, reply %d", out.reply, out.err, want)
 			}
 			if dnsErr.IsTimeout != tt.timeout {
 				t.Errorf("IsTimeout = %v", dnsErr.IsTimeout)
@@ -507,9 +485,10 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 		s, _ := mwtest.Session(t)
 		s.Dialer = d
-		h := mw.Wrap(engine("carol", middleware.RoleBasic, middleware.CmdConnect, target, &outcome{}))
+		h := mw.Wrap(connect("carol", middleware.RoleBasic, target))
 		wg.Go(func() {
-			if err := h.ServeConn(context.Background(), s); err != nil {
+			var re *middleware.ReplyError
+			if err := h.ServeConn(context.Background(), s); err != nil && (!errors.As(err, &re) || re.Code != middleware.ReplyNotAllowed) {
 				t.Error(err)
 			}
 		})

@@ -63,14 +63,10 @@ func dialOnce(t *testing.T, st *stage, d clockDialer) {
 	t.Helper()
 	s, _ := mwtest.Session(t)
 	s.Dialer = d
-	tm := &mwtest.Terminal{Facts: func(s *middleware.Session) {
-		conn, err := s.Dialer.DialContext(context.Background(), "tcp", "example.org:443")
-		if err == nil {
-			conn.Close()
-		}
-	}}
-	if err := mwtest.Serve(context.Background(), st, tm, s); err != nil {
-		t.Fatal(err)
+	tm := &mwtest.Connect{Target: middleware.Target{Name: "example.org", Port: 443}}
+	err := mwtest.Serve(context.Background(), st, tm, s)
+	if d.fail != (err != nil) {
+		t.Fatalf("dial failing %v: err = %v", d.fail, err)
 	}
 }
 

@@ -318,7 +318,10 @@ func TestSharedAcrossRebuild(t *testing.T) {
 	mw1 := mwtest.New(t, metrics.Type, p)
 	serve(t, mw1, nil, run{user: "alice", auth: middleware.AuthOK, up: 5, down: 50, dial: true})
 
-	mw2 := mwtest.New(t, metrics.Type, withConfig(p, map[string]any{"latency_buckets": []any{"1h"}, "max_users": 10}))
+	mw2, _, err := mwtest.Set(metrics.Type, p, "max_users", "10") // as CONFIG metrics.max_users=10
+	if err != nil {
+		t.Fatal(err)
+	}
 	serve(t, mw2, nil, run{user: "alice", auth: middleware.AuthOK, up: 5, down: 50, dial: true})
 	for i, mw := range []middleware.Middleware{mw1, mw2} {
 		m := statMap(t, mw)

@@ -37,12 +37,10 @@ func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 			c.Collect(ch)
 		}
 	}
-	seen := map[string]bool{}
+	// Every key is printed once: the chain's compile refuses duplicates
+	// (middleware.StatsSource says how keys are named).
 	for _, st := range l.rt.Stats() {
-		if !seen[st.Key] { // two stages of a type may repeat a key
-			seen[st.Key] = true
-			ch <- prometheus.MustNewConstMetric(statDesc, prometheus.UntypedValue, float64(st.Value), st.Key)
-		}
+		ch <- prometheus.MustNewConstMetric(statDesc, prometheus.UntypedValue, float64(st.Value), st.Key)
 	}
 }
 

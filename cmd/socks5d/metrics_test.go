@@ -155,3 +155,52 @@ func TestHealthEndpoints(t *testing.T) {
 	held.Close()
 	p.wait(t)
 }
+
+// Two copies of a stage print their STATS under their names, once each,
+// and /metrics exports every line (the chain's compile refuses a
+// duplicate key, so none is dropped there).
+func TestTwoAccountingStagesDistinctKeys(t *testing.T) {
+	cfg := writeConfig(t, `metrics:
+  enabled: true
+  port: 0
+chain:
+  - use: auth
+  - use: accounting
+    name: a
+  - use: accounting
+    name: b
+`)
+	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
+	m := metricsRE.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", s.log)
+	}
+	transfer(t, dialer(t, s.socks, "admin", "password"), 1<<10)
+	admin := login(t, s.pctpAddr(t))
+	st := stats(t, admin)
+	for deadline := time.Now().Add(5 * time.Second); (st["a.total_connections"] != 1 || st["b.total_connections"] != 1) && time.Now().Before(deadline); st = stats(t, admin) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st["a.total_connections"] != 1 || st["b.total_connections"] != 1 {
+		t.Errorf("STATS = %v, want a.total_connections and b.total_connections 1", st)
+	}
+	// STATS always shows the seed's four keys; with no accounting stage
+	// named by its type they are 0.
+	if st["total_connections"] != 0 {
+		t.Errorf("total_connections = %d, want 0 (no stage prints it)", st["total_connections"])
+	}
+	seen := map[string]int{}
+	for _, mm := range scrape(t, m[1])["socks5d_stat"].GetMetric() {
+		seen[mm.GetLabel()[0].GetValue()]++
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("socks5d_stat{key=%q} appears %d times, want once", k, n)
+		}
+	}
+	for _, k := range []string{"a.total_connections", "b.total_connections", "a.current_connections", "b.current_connections"} {
+		if seen[k] != 1 {
+			t.Errorf("/metrics lacks socks5d_stat{key=%q}", k)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 // Package mwtest has fakes for testing a middleware stage without the
-// engine: parameters, a user table, a session over an in-memory conn and a
-// scripted terminal handler.
+// engine: parameters, a user table, a session over an in-memory conn, a
+// scripted terminal handler (Terminal), and helpers that follow the
+// engine's own rules: Connect serves a CONNECT as the engine does (dial
+// through s.Dialer, the same reply codes), Stat reads one STATS key, and
+// Set applies a live change as PCTP's CONFIG does.
 package mwtest
 
 import (

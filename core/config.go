@@ -77,6 +77,9 @@ type SOCKSConfig struct {
 	Bind BindConfig `koanf:"bind"`
 	// UDP configures the UDP ASSOCIATE command.
 	UDP UDPConfig `koanf:"udp"`
+	// ProxyProtocol takes the client's address from a PROXY protocol
+	// header sent by a trusted load balancer (proxyproto.go).
+	ProxyProtocol ProxyProtocolConfig `koanf:"proxy_protocol"`
 }
 
 // BindConfig configures the BIND command (RFC 1928).
@@ -345,6 +348,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.SOCKS.UDP.validate(); err != nil {
+		return err
+	}
+	if err := c.SOCKS.ProxyProtocol.validate(); err != nil {
 		return err
 	}
 	for key, n := range map[string]int{

@@ -362,3 +362,51 @@ func FuzzProxyHeader(f *testing.F) {
 		}
 	})
 }
+
+// UDP ASSOCIATE through a balancer: the balancer relays only the control
+// connection; the client sends its datagrams straight to the relay, from
+// its own address, which the header named. Those are relayed; datagrams
+// from the balancer's address are foreign.
+func TestProxyHeaderUDP(t *testing.T) {
+	cfg := testConfig(defaultTestChain()...)
+	cfg.SOCKS.ProxyProtocol.Trusted = []string{"127.0.0.1"}
+	rt, addr := startProxy(t, cfg)
+	echo := startUDPEcho(t, "127.0.0.1:0")
+
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 99)}) // the real client
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := rawConn(t, addr) // through the "balancer", 127.0.0.1
+	c := &udpClient{ctrl: ctrl, conn: conn}
+	t.Cleanup(c.close)
+	msg := formatHeader(t, 2, netip.MustParseAddrPort("127.0.0.99:45000"), ctrl)
+	msg = appendCredentials(appendGreeting(msg, 2), "bob", "builder")
+	msg = appendRequest(msg, middleware.CmdUDPAssociate, middleware.Target{Addr: netip.IPv4Unspecified()})
+	if _, err := ctrl.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, ctrl, 4); !bytes.Equal(got, []byte{5, 2, 1, 0}) {
+		t.Fatalf("greeting+auth answer %v", got)
+	}
+	code, bound, err := readReplyErr(ctrl)
+	if err != nil || code != middleware.ReplySucceeded {
+		t.Fatalf("UDP ASSOCIATE reply %v, %v", code, err)
+	}
+	_ = ctrl.SetDeadline(time.Time{})
+	c.relay = bound
+
+	// From the balancer's address: not the client's.
+	lb, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	if _, err := lb.WriteToUDPAddrPort(append(appendUDPHeader(nil, 0, echo.target()), "from-lb"...), c.relay); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the balancer's datagram to be dropped", func() bool { return stat(rt, "udp_datagrams_dropped_foreign") == 1 })
+
+	// From the client's own address: relayed both ways.
+	c.exchange(t, echo.target(), echo.addr, "real-client")
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -409,4 +411,26 @@ func TestProxyHeaderUDP(t *testing.T) {
 
 	// From the client's own address: relayed both ways.
 	c.exchange(t, echo.target(), echo.addr, "real-client")
+}
+
+// instance_name is printable text of at most 128 octets.
+func TestInstanceNameConfig(t *testing.T) {
+	for _, v := range []string{"proxy-1", "proxy 1 (eu-west)", "ü-1"} {
+		cfg, err := LoadConfig(LoadOptions{Environ: []string{"SOCKS5D_INSTANCE_NAME=" + v}})
+		if err != nil || cfg.InstanceName(nil) != v {
+			t.Errorf("instance_name %q: %v", v, err)
+		}
+	}
+	for _, v := range []string{"a\tb", "a\x00", string([]byte{0xff}), strings.Repeat("x", 129)} {
+		_, err := LoadConfig(LoadOptions{Environ: []string{"SOCKS5D_INSTANCE_NAME=" + v}})
+		var ke *KeyError
+		if !errors.As(err, &ke) || ke.Key != "instance_name" {
+			t.Errorf("instance_name %q: %v", v, err)
+		}
+	}
+	host, _ := os.Hostname()
+	cfg := &Config{SOCKS: SOCKSConfig{Port: 1080}}
+	if got := cfg.InstanceName(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1081}); got != host+":1081" {
+		t.Errorf("default instance name %q, want %s:1081", got, host)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,10 +19,17 @@ import (
 
 // proxiedConn connects to the proxy from 127.0.0.1 (the "balancer"),
 // sends a PROXY header of version naming src as the client, then
-// authenticates as admin and asks to CONNECT to target. It returns the
-// conn and the CONNECT reply's code, or -1 when the proxy closed the
-// connection first.
+// authenticates as admin/password and asks to CONNECT to target. It
+// returns the conn and the CONNECT reply's code, or -1 when the proxy
+// closed the connection first.
 func proxiedConn(t *testing.T, proxyAddr string, version byte, src, target string) (net.Conn, int) {
+	t.Helper()
+	return proxiedAuth(t, proxyAddr, version, src, "admin", "password", target)
+}
+
+// proxiedAuth is proxiedConn as user with pass; a refused authentication
+// returns -2.
+func proxiedAuth(t *testing.T, proxyAddr string, version byte, src, user, pass, target string) (net.Conn, int) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", proxyAddr, 5*time.Second)
 	if err != nil {
@@ -35,16 +43,22 @@ func proxiedConn(t *testing.T, proxyAddr string, version byte, src, target strin
 	}
 	ap := netip.MustParseAddrPort(target)
 	ip := ap.Addr().As4()
-	msg := []byte{5, 1, 2, 1, 5}
-	msg = append(msg, "admin"...)
-	msg = append(msg, 8)
-	msg = append(msg, "password"...)
+	msg := []byte{5, 1, 2, 1, byte(len(user))}
+	msg = append(msg, user...)
+	msg = append(msg, byte(len(pass)))
+	msg = append(msg, pass...)
 	msg = append(msg, 5, 1, 0, 1, ip[0], ip[1], ip[2], ip[3], byte(ap.Port()>>8), byte(ap.Port()))
 	if _, err := c.Write(msg); err != nil {
 		return c, -1
 	}
 	var reply [4 + 10]byte
-	if _, err := io.ReadFull(c, reply[:]); err != nil {
+	if _, err := io.ReadFull(c, reply[:4]); err != nil {
+		return c, -1
+	}
+	if reply[3] != 0 {
+		return c, -2
+	}
+	if _, err := io.ReadFull(c, reply[4:]); err != nil {
 		return c, -1
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -123,6 +137,7 @@ chain:
 			clients = append(clients, f[3]+":"+f[4])
 		}
 	}
+	slices.Sort(clients)
 	if strings.Join(clients, " ") != "127.0.0.98:40003 127.0.0.99:40001" {
 		t.Errorf("LOGS clients %v, want the headers':\n%s", clients, strings.Join(logs, "\n"))
 	}
@@ -168,4 +183,41 @@ func readJSONLines(t *testing.T, name string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// The auth stage bans the client the header names, not the balancer: after
+// a burst of wrong passwords from 127.0.0.97, its right password is
+// refused, while 127.0.0.96 through the same balancer logs in.
+func TestProxyProtocolBansTheHeaderClient(t *testing.T) {
+	cfg := writeConfig(t, `
+socks:
+  proxy_protocol:
+    trusted: [127.0.0.0/8]
+chain:
+  - use: auth
+    max_failures: 2
+    failure_window: 1m
+    ban: 1m
+  - use: accounting
+`)
+	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
+	echo := echoTarget(t)
+	for i := range 3 {
+		if _, code := proxiedAuth(t, s.socks, 2, "127.0.0.97:5000", "admin", "wrong", echo); code != -2 {
+			t.Fatalf("wrong password %d: code %d", i+1, code)
+		}
+	}
+	if _, code := proxiedAuth(t, s.socks, 2, "127.0.0.97:5001", "admin", "password", echo); code != -2 {
+		t.Errorf("the banned client logged in (code %d)", code)
+	}
+	if _, code := proxiedAuth(t, s.socks, 1, "127.0.0.96:5002", "admin", "password", echo); code != 0 {
+		t.Errorf("another client through the same balancer: code %d", code)
+	}
+	st := stats(t, login(t, s.pctpAddr(t)))
+	if st["auth_bans"] != 1 || st["auth_banned_now"] != 1 {
+		t.Errorf("auth_bans %d, auth_banned_now %d, want 1 and 1", st["auth_bans"], st["auth_banned_now"])
+	}
+	if !strings.Contains(s.log.String(), "client_ip=127.0.0.97") {
+		t.Errorf("the ban's log line does not name 127.0.0.97:\n%s", s.log)
+	}
 }

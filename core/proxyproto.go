@@ -182,13 +182,21 @@ type proxyState struct {
 	gate     sourceGate
 }
 
-func (p *proxyState) stats() []middleware.Stat {
-	return []middleware.Stat{
-		{Key: "proxy_protocol_accepted", Value: p.accepted.Load()},
-		{Key: "proxy_protocol_refused", Value: p.refused.Load()},
-		{Key: "proxy_protocol_missing", Value: p.missing.Load()},
-		{Key: "proxy_protocol_invalid", Value: p.invalid.Load()},
-	}
+// stats appends the counters to out. STATS shows them while the PROXY
+// protocol is on, or once a header came anyway (seen).
+func (p *proxyState) stats(out []middleware.Stat) []middleware.Stat {
+	return append(out,
+		middleware.Stat{Key: "proxy_protocol_accepted", Value: p.accepted.Load()},
+		middleware.Stat{Key: "proxy_protocol_refused", Value: p.refused.Load()},
+		middleware.Stat{Key: "proxy_protocol_missing", Value: p.missing.Load()},
+		middleware.Stat{Key: "proxy_protocol_invalid", Value: p.invalid.Load()},
+	)
+}
+
+// seen reports whether any PROXY protocol header, or connection from a
+// trusted source, was ever counted.
+func (p *proxyState) seen() bool {
+	return p.accepted.Load()+p.refused.Load()+p.missing.Load()+p.invalid.Load() > 0
 }
 
 // refuse counts a refused connection from source and logs it, at most

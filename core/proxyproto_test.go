@@ -182,6 +182,11 @@ func TestProxyHeaderUntrusted(t *testing.T) {
 	echo := echoServer(t, "tcp", "127.0.0.1:0")
 	for _, trusted := range [][]string{nil, {"127.0.0.2/32", "::1"}} {
 		rt, addr := startProxy(t, proxyConfig(trusted...))
+		// STATS shows the counters while the protocol is on, or once a
+		// header came anyway.
+		if want := map[bool]int64{true: 0, false: -1}[len(trusted) > 0]; stat(rt, "proxy_protocol_refused") != want {
+			t.Errorf("trusted %v: proxy_protocol_refused %d before any header, want %d", trusted, stat(rt, "proxy_protocol_refused"), want)
+		}
 		for _, version := range []byte{1, 2} {
 			c := rawConn(t, addr)
 			hdr := formatHeader(t, version, netip.MustParseAddrPort("127.0.0.99:4000"), c)

@@ -353,7 +353,9 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
 		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
 	)
-	out = append(out, r.proxy.stats()...)
+	if snap := r.snap.Load(); snap != nil && len(snap.Settings.ProxyTrusted) > 0 || r.proxy.seen() {
+		out = r.proxy.stats(out)
+	}
 	return r.commandStats(out)
 }
 
@@ -361,7 +363,7 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 // print the same STATS key.
 func (r *Runtime) checkStatKeys(stages []Stage) error {
 	owner := map[string]string{}
-	for _, s := range r.engineStats(nil) {
+	for _, s := range r.proxy.stats(r.engineStats(nil)) {
 		owner[s.Key] = "the engine"
 	}
 	for i, st := range stages {

@@ -201,7 +201,7 @@ chain:
 	}
 	seen := map[string]int{}
 	for _, mm := range scrape(t, m[1])["socks5d_stat"].GetMetric() {
-		seen[mm.GetLabel()[0].GetValue()]++
+		seen[labelOf(mm, "key")]++
 	}
 	for k, n := range seen {
 		if n != 1 {

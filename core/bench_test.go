@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pires/go-proxyproto"
+
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -15,9 +17,26 @@ import (
 // chain is the test auth stage, so the figure is the engine's own cost
 // (allocations include the client's and the echo target's).
 func BenchmarkConnectionCycle(b *testing.B) {
-	_, addr := startProxy(b, testConfig(defaultTestChain()...))
+	benchCycle(b, testConfig(defaultTestChain()...), nil)
+}
+
+// BenchmarkConnectionCycleProxyHeader is BenchmarkConnectionCycle from a
+// trusted balancer: a PROXY v2 header in the same write as the handshake.
+func BenchmarkConnectionCycleProxyHeader(b *testing.B) {
+	cfg := testConfig(defaultTestChain()...)
+	cfg.SOCKS.ProxyProtocol.Trusted = []string{"127.0.0.1"}
+	h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IP{127, 0, 0, 99}, Port: 40000}, &net.TCPAddr{IP: net.IP{127, 0, 0, 1}, Port: 1080})
+	hdr, err := h.Format()
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCycle(b, cfg, hdr)
+}
+
+func benchCycle(b *testing.B, cfg *Config, prefix []byte) {
+	_, addr := startProxy(b, cfg)
 	echo := netip.MustParseAddrPort(echoServer(b, "tcp", "127.0.0.1:0"))
-	msg := appendGreeting(nil, 2)
+	msg := appendGreeting(append([]byte{}, prefix...), 2)
 	msg = appendCredentials(msg, "bob", "builder")
 	msg = appendRequest(msg, middleware.CmdConnect, middleware.Target{Addr: echo.Addr(), Port: echo.Port()})
 	msg = append(msg, "8 bytes!"...)

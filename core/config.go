@@ -40,6 +40,10 @@ type Config struct {
 	// logs. Default: data/ beside the configuration file, or under the
 	// working directory on built-in defaults.
 	DataDir string `koanf:"data_dir"`
+	// Instance names this instance in a fleet: the instance_name label of
+	// every metric. Default: the host name and the SOCKS port (see
+	// InstanceName).
+	Instance string `koanf:"instance_name"`
 
 	SOCKS SOCKSConfig `koanf:"socks"`
 	PCTP  PCTPConfig  `koanf:"pctp"`
@@ -77,6 +81,9 @@ type SOCKSConfig struct {
 	Bind BindConfig `koanf:"bind"`
 	// UDP configures the UDP ASSOCIATE command.
 	UDP UDPConfig `koanf:"udp"`
+	// ProxyProtocol takes the client's address from a PROXY protocol
+	// header sent by a trusted load balancer (proxyproto.go).
+	ProxyProtocol ProxyProtocolConfig `koanf:"proxy_protocol"`
 }
 
 // BindConfig configures the BIND command (RFC 1928).
@@ -345,6 +352,12 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.SOCKS.UDP.validate(); err != nil {
+		return err
+	}
+	if err := c.SOCKS.ProxyProtocol.validate(); err != nil {
+		return err
+	}
+	if err := validateInstanceName(c.Instance); err != nil {
 		return err
 	}
 	for key, n := range map[string]int{

@@ -85,6 +85,18 @@ func strictHook(from, to reflect.Value) (any, error) {
 			return s, nil
 		}
 		return nil, fmt.Errorf("must be a string; quote it (the file has %s)", kindOf(v))
+	case to.Kind() == reflect.Slice && to.Type().Elem().Kind() == reflect.String:
+		if s, ok := v.(string); ok { // the environment, a flag: comma-separated
+			if strings.TrimSpace(s) == "" {
+				return []string{}, nil
+			}
+			parts := strings.Split(s, ",")
+			for i := range parts {
+				parts[i] = strings.TrimSpace(parts[i])
+			}
+			return parts, nil
+		}
+		return v, nil
 	case to.Kind() == reflect.Int:
 		return decodeInt(v)
 	case to.Kind() == reflect.Bool:

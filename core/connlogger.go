@@ -14,11 +14,15 @@ type connLogger struct {
 	hclog.Logger
 	id     uint64
 	client netip.AddrPort
+	via    netip.AddrPort // the load balancer, when client came from a PROXY header
 }
 
 var _ hclog.Logger = (*connLogger)(nil)
 
 func (l *connLogger) fields(args []any) []any {
+	if l.via.IsValid() {
+		return append([]any{"conn", l.id, "client", l.client.String(), "via", l.via.String()}, args...)
+	}
 	return append([]any{"conn", l.id, "client", l.client.String()}, args...)
 }
 

@@ -24,6 +24,15 @@ var (
 	// ErrUserDeleted: the session's user was deleted while it was open.
 	ErrUserDeleted = errors.New("core: user deleted")
 
+	// ErrProxyUntrusted: a PROXY protocol header from a source not in
+	// socks.proxy_protocol.trusted.
+	ErrProxyUntrusted = errors.New("core: PROXY protocol header from an untrusted source")
+	// ErrProxyMissing: a trusted source's connection does not start with
+	// a PROXY protocol header.
+	ErrProxyMissing = errors.New("core: no PROXY protocol header from a trusted source")
+	// ErrProxyInvalid: a malformed, truncated or slow PROXY protocol header.
+	ErrProxyInvalid = errors.New("core: invalid PROXY protocol header")
+
 	// ErrBindTimeout: no expected peer connected to a BIND in time.
 	ErrBindTimeout = errors.New("core: BIND timed out waiting for the peer")
 	// ErrBindNoPeer: a BIND names no peer address (0.0.0.0 or ::).

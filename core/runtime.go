@@ -29,6 +29,9 @@ type Settings struct {
 	// Bind and UDP configure BIND and UDP ASSOCIATE (bind.go, udp.go).
 	Bind BindSettings
 	UDP  UDPSettings
+	// ProxyTrusted are the sources whose connections must open with a
+	// PROXY protocol header (socks.proxy_protocol.trusted); none: off.
+	ProxyTrusted []netip.Prefix
 }
 
 // Stage is one compiled stage of a snapshot.
@@ -127,6 +130,8 @@ type Runtime struct {
 	// counts BIND peers refused for their address.
 	udp         udpState
 	bindRefused atomic.Int64
+	// proxy counts PROXY protocol headers accepted and refused.
+	proxy proxyState
 	// Readiness (health.go): SOCKS accept loops running, the saved state
 	// loaded (UseStore), and a drain begun (ServeSOCKS stopped by its
 	// context, or Shutdown).
@@ -272,6 +277,7 @@ func settingsOf(cfg *Config) Settings {
 		DrainTimeout:     cfg.SOCKS.DrainTimeout,
 		Bind:             bindSettingsOf(cfg.SOCKS.Bind),
 		UDP:              udpSettingsOf(cfg.SOCKS.UDP),
+		ProxyTrusted:     proxyTrustedOf(cfg.SOCKS.ProxyProtocol),
 	}
 }
 
@@ -347,6 +353,9 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 		middleware.Stat{Key: "panics_recovered", Value: r.panics.Load()},
 		middleware.Stat{Key: "accept_errors", Value: r.acceptErrors.Load()},
 	)
+	if snap := r.snap.Load(); snap != nil && len(snap.Settings.ProxyTrusted) > 0 || r.proxy.seen() {
+		out = r.proxy.stats(out)
+	}
 	return r.commandStats(out)
 }
 
@@ -354,7 +363,7 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 // print the same STATS key.
 func (r *Runtime) checkStatKeys(stages []Stage) error {
 	owner := map[string]string{}
-	for _, s := range r.engineStats(nil) {
+	for _, s := range r.proxy.stats(r.engineStats(nil)) {
 		owner[s.Key] = "the engine"
 	}
 	for i, st := range stages {

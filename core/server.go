@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -98,23 +99,41 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	// reset (see closeFor).
 	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
 	defer stop()
+	start := time.Now()
+	snap := r.snap.Load()
+	// The one place the client's address is decided: the socket's peer,
+	// or, from a trusted load balancer, the PROXY header's source (the
+	// balancer is kept as Via).
+	client, via := addrPortOf(c.RemoteAddr()), netip.AddrPort{}
+	if snap.Settings.trusts(client.Addr()) {
+		h, err := readProxyHeader(c, start.Add(snap.Settings.HandshakeTimeout))
+		if err != nil {
+			r.proxy.refuse(r.connLog, client, err)
+			return
+		}
+		r.proxy.accepted.Add(1)
+		if h.client.IsValid() { // else LOCAL: the balancer's own connection
+			client, via = h.client, client
+		}
+		ctx = withEarly(ctx, h.early)
+	}
 	s := &middleware.Session{
 		ID:     id,
-		Start:  time.Now(),
-		Client: addrPortOf(c.RemoteAddr()),
+		Start:  start,
+		Client: client,
+		Via:    via,
 		Conn:   c,
 		Dialer: r.dialer,
 	}
 	r.sessions.add(s, cancel)
 	defer r.sessions.remove(id)
-	s.Logger = &connLogger{Logger: r.connLog, id: id, client: s.Client}
+	s.Logger = &connLogger{Logger: r.connLog, id: id, client: s.Client, via: s.Via}
 	defer func() {
 		if p := recover(); p != nil {
 			r.panics.Add(1)
 			s.Logger.Error("panic while serving connection", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}()
-	snap := r.snap.Load()
 	err := snap.Handler.ServeConn(ctx, s)
 	if errors.Is(err, errRelayPanic) {
 		r.panics.Add(1)

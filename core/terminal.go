@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -35,6 +36,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		return err
 	}
 	h := getHSReader(client)
+	h.w = copy(h.buf[:], earlyFrom(ctx)) // what came past a PROXY header
 	target, err := t.handshake(ctx, s, h)
 	if err != nil || target == nil { // target nil: a UDP association, served to its end
 		h.release()
@@ -68,6 +70,12 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 	client := s.Conn
 	g, err := next(h, parseGreeting)
 	if err != nil {
+		if errors.Is(err, ErrVersion) && isProxyHeader(h.buffered()) {
+			// A PROXY header where none is trusted (the client
+			// address here is the socket's peer).
+			err = fmt.Errorf("%w: %w", ErrProxyUntrusted, err)
+			t.rt.proxy.refuse(t.rt.connLog, s.Client, err)
+		}
 		if errors.Is(err, ErrNoMethods) {
 			// Nothing offered, so nothing acceptable: say so, then close.
 			_, _ = client.Write([]byte{socksVersion, byte(middleware.MethodNoAcceptable)})

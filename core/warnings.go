@@ -17,8 +17,9 @@ type Warning struct {
 // StartupWarnings lists what an operator would want told at start about
 // the configuration and the state file at statePath: an admin port
 // reachable from other hosts (PCTP is plaintext), plaintext passwords in
-// a configuration file others may read, and a state file others may
-// read or write. It reads only file modes.
+// a configuration file others may read, a PROXY protocol trusted list
+// that trusts everyone, and a state file others may read or write. It
+// reads only file modes.
 func StartupWarnings(cfg *Config, statePath string) []Warning {
 	var out []Warning
 	if ip, err := listenAddr(cfg.PCTP.Address); err == nil && !ip.IsLoopback() {
@@ -32,6 +33,14 @@ func StartupWarnings(cfg *Config, statePath string) []Warning {
 			out = append(out, Warning{
 				Msg:  "configuration file holds plaintext passwords and is readable by other users: chmod 600 it, or store bcrypt hashes (socks5d hash)",
 				Args: []any{"file", cfg.Source, "mode", modeString(fi.Mode())},
+			})
+		}
+	}
+	for _, p := range proxyTrustedOf(cfg.SOCKS.ProxyProtocol) {
+		if p.Bits() == 0 {
+			out = append(out, Warning{
+				Msg:  "socks.proxy_protocol.trusted trusts every address: any client can send a PROXY header and choose the address limits, bans and LOGS see; list only the load balancers",
+				Args: []any{"key", "socks.proxy_protocol.trusted", "prefix", p.String()},
 			})
 		}
 	}

@@ -103,3 +103,24 @@ func TestStartupWarningsIgnoreFlagUsers(t *testing.T) {
 		t.Errorf("warnings = %+v", ws)
 	}
 }
+
+// A PROXY protocol trusted list that trusts every address (0.0.0.0/0,
+// ::/0) is warned about; a list of balancers is not.
+func TestStartupWarningsProxyTrustsEveryone(t *testing.T) {
+	for _, tt := range []struct {
+		trusted []string
+		want    int
+	}{{nil, 0}, {[]string{"10.0.0.0/8", "2001:db8::1"}, 0}, {[]string{"0.0.0.0/0"}, 1}, {[]string{"10.0.0.1", "::/0", "0.0.0.0/0"}, 2}} {
+		cfg := &Config{PCTP: PCTPConfig{Address: "127.0.0.1"}}
+		cfg.SOCKS.ProxyProtocol.Trusted = tt.trusted
+		n := 0
+		for _, w := range StartupWarnings(cfg, filepath.Join(t.TempDir(), "state.json")) {
+			if strings.Contains(w.Msg, "trusts every address") {
+				n++
+			}
+		}
+		if n != tt.want {
+			t.Errorf("trusted %v: %d warnings, want %d", tt.trusted, n, tt.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ type Record struct {
 	Time      time.Time // when the connection was accepted
 	User      string    // "" when there was none
 	Client    netip.AddrPort
+	Via       netip.AddrPort // the load balancer's, when Client came from a PROXY protocol header
 	Command   Command
 	Target    Target // as the client asked
 	Reply     Reply
@@ -38,6 +39,7 @@ func RecordOf(s *Session) Record {
 		Time:      s.Start,
 		User:      s.User,
 		Client:    s.Client,
+		Via:       s.Via,
 		Command:   s.Command,
 		Target:    s.Target,
 		Reply:     s.Reply,

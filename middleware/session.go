@@ -29,6 +29,10 @@ type Session struct {
 	// Client is the client's address. It is the one place a stage reads it;
 	// a listener wrapper (e.g. PROXY protocol) may replace it (set by the listener).
 	Client netip.AddrPort
+	// Via is the address the connection came from when Client was taken
+	// from a PROXY protocol header: the load balancer's. Zero when the
+	// connection came straight from the client (set by the listener).
+	Via netip.AddrPort
 	// Logger is named for the connection, with its id and client (set by the listener).
 	Logger hclog.Logger
 

@@ -255,6 +255,17 @@ func TestWriteJSONLines(t *testing.T) {
 			err:  &middleware.ReplyError{Code: middleware.ReplyConnectionRefused, Err: syscall.ECONNREFUSED},
 			want: `{"time":"2025-07-13T11:55:03.123Z","user":"bo\"b <x>","client_ip":"127.0.0.1","client_port":50514,"host":"2001:db8::2","port":8443,"reply":5,"bytes":0,"auth":"Auth","id":3,"command":"CONNECT","up":0,"down":0,"duration":0,"reason":"refused"}`,
 		},
+		{ // through a load balancer (PROXY protocol): the client from the header, the balancer kept as via
+			facts: func(s *middleware.Session) {
+				s.Client = netip.MustParseAddrPort("127.0.0.99:40000")
+				s.Via = netip.MustParseAddrPort("[::ffff:127.0.0.1]:51000")
+				s.AuthState, s.Command = middleware.AuthNoAuth, middleware.CmdConnect
+				s.Target = middleware.Target{Name: "example.org", Port: 80}
+				s.Reply, s.ReplySent = middleware.ReplySucceeded, true
+				s.End = s.Start
+			},
+			want: `{"time":"2025-07-13T11:55:03.123Z","user":"","client_ip":"127.0.0.99","client_port":40000,"host":"example.org","port":80,"reply":0,"bytes":0,"auth":"NoAuth","id":4,"command":"CONNECT","up":0,"down":0,"duration":0,"reason":"ok","via_ip":"127.0.0.1","via_port":51000}`,
+		},
 	}
 	for i, tt := range tests {
 		s, _ := mwtest.Session(t)
@@ -277,7 +288,7 @@ func TestWriteJSONLines(t *testing.T) {
 			t.Errorf("line %d:\n got %s\nwant %s", i+1, lines[i], tt.want)
 		}
 	}
-	if got := stat(t, mw, "log_written"); got != 3 {
+	if got := stat(t, mw, "log_written"); got != int64(len(tests)) {
 		t.Errorf("log_written = %d", got)
 	}
 	for _, f := range []struct {
@@ -309,6 +320,9 @@ func fileRecord(r middleware.Record) middleware.Record {
 	r.Duration = r.Duration.Round(time.Microsecond)
 	if r.Client.IsValid() {
 		r.Client = netip.AddrPortFrom(r.Client.Addr().Unmap(), r.Client.Port())
+	}
+	if r.Via.IsValid() {
+		r.Via = netip.AddrPortFrom(r.Via.Addr().Unmap(), r.Via.Port())
 	}
 	return r
 }

@@ -38,6 +38,11 @@ type jsonLine struct {
 	Down       int64   `json:"down"`
 	Duration   float64 `json:"duration"` // seconds
 	Reason     string  `json:"reason"`
+	// ViaIP and ViaPort are the load balancer the connection came
+	// through when the client's address came from a PROXY protocol
+	// header; absent otherwise.
+	ViaIP   string `json:"via_ip,omitempty"`
+	ViaPort uint16 `json:"via_port,omitempty"`
 }
 
 // lineOf returns the line of a record.
@@ -59,6 +64,10 @@ func lineOf(r *middleware.Record) jsonLine {
 	if r.Client.IsValid() {
 		l.ClientIP = r.Client.Addr().Unmap().String()
 		l.ClientPort = r.Client.Port()
+	}
+	if r.Via.IsValid() {
+		l.ViaIP = r.Via.Addr().Unmap().String()
+		l.ViaPort = r.Via.Port()
 	}
 	if r.ReplySent {
 		code := uint8(r.Reply)
@@ -98,6 +107,13 @@ func parseLine(b []byte) (middleware.Record, error) {
 			return middleware.Record{}, fmt.Errorf("%w: client_ip: %w", errCorrupt, err)
 		}
 		r.Client = netip.AddrPortFrom(a, l.ClientPort)
+	}
+	if l.ViaIP != "" {
+		a, err := netip.ParseAddr(l.ViaIP)
+		if err != nil {
+			return middleware.Record{}, fmt.Errorf("%w: via_ip: %v", errCorrupt, err)
+		}
+		r.Via = netip.AddrPortFrom(a, l.ViaPort)
 	}
 	if a, err := netip.ParseAddr(l.Host); err == nil {
 		r.Target.Addr = a

@@ -223,7 +223,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		own = append(own, metricsLn.Addr())
 	}
 	rt.Protect(own...)
-	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users))
+	instance := cfg.InstanceName(socksLn.Addr())
+	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users), "instance", instance)
 	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
 	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String())
 	if metricsLn != nil {
@@ -251,7 +252,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	metricsCtx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if metricsLn != nil {
-		serve(metricsCtx, "metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt) }, metricsLn)
+		serve(metricsCtx, "metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt, instance) }, metricsLn)
 	}
 
 	var runErr error
@@ -329,8 +330,8 @@ wait:
 	return runErr
 }
 
-// needsRestart names the settings a reload cannot apply: listeners and
-// the log format.
+// needsRestart names the settings a reload cannot apply: listeners, the
+// log format, the data directory and the instance's name.
 func needsRestart(old, next *core.Config) string {
 	var keys []string
 	if old.SOCKS.Address != next.SOCKS.Address || old.SOCKS.Port != next.SOCKS.Port {
@@ -347,6 +348,9 @@ func needsRestart(old, next *core.Config) string {
 	}
 	if old.DataDir != next.DataDir {
 		keys = append(keys, "data_dir")
+	}
+	if old.Instance != next.Instance {
+		keys = append(keys, "instance_name")
 	}
 	return strings.Join(keys, ", ")
 }

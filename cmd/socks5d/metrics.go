@@ -45,13 +45,15 @@ func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics: the live stages' metrics, the Go
-// runtime's and the process's; and the health checks of load balancers
+// runtime's and the process's, each labelled instance_name="instance"
+// (so that a fleet's series stay apart whatever address Prometheus
+// scrapes); and the health checks of load balancers
 // and orchestrators: /healthz (200 "ok" while the process answers) and
 // /ready (200 "ready" when the server takes new connections, else 503 and
 // a one-line reason).
-func metricsHandler(rt *core.Runtime) http.Handler {
+func metricsHandler(rt *core.Runtime, instance string) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	prometheus.WrapRegistererWith(prometheus.Labels{"instance_name": instance}, reg).MustRegister(
 		liveStages{rt},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -75,9 +77,10 @@ func metricsHandler(rt *core.Runtime) http.Handler {
 	return mux
 }
 
-// serveMetrics serves the metrics endpoint on ln until ctx is done.
-func serveMetrics(ctx context.Context, ln net.Listener, rt *core.Runtime) error {
-	srv := &http.Server{Handler: metricsHandler(rt), ReadHeaderTimeout: 10 * time.Second}
+// serveMetrics serves the metrics endpoint on ln until ctx is done,
+// labelling every metric with the instance's name.
+func serveMetrics(ctx context.Context, ln net.Listener, rt *core.Runtime, instance string) error {
+	srv := &http.Server{Handler: metricsHandler(rt, instance), ReadHeaderTimeout: 10 * time.Second}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -51,7 +51,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			bytes += m.GetCounter().GetValue()
 		}
 		for _, m := range families["socks5d_stat"].GetMetric() {
-			if m.GetLabel()[0].GetValue() == "total_connections" {
+			if labelOf(m, "key") == "total_connections" {
 				statConns = m.GetUntyped().GetValue()
 			}
 		}
@@ -85,6 +85,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	if float64(st["total_connections"]) != conns || float64(st["total_bytes_proxied"]) != bytes {
 		t.Errorf("STATS (%d connections, %d bytes) and /metrics (%v, %v) disagree", st["total_connections"], st["total_bytes_proxied"], conns, bytes)
 	}
+}
+
+// labelOf is the value of m's label name ("" when it has none).
+func labelOf(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }
 
 // scrape fetches and parses a /metrics page.
@@ -191,7 +201,7 @@ chain:
 	}
 	seen := map[string]int{}
 	for _, mm := range scrape(t, m[1])["socks5d_stat"].GetMetric() {
-		seen[mm.GetLabel()[0].GetValue()]++
+		seen[labelOf(mm, "key")]++
 	}
 	for k, n := range seen {
 		if n != 1 {

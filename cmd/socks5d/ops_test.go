@@ -362,9 +362,10 @@ func streaming(t *testing.T, proxyAddr string) (stop func()) {
 }
 
 // sampleValue is the value of a sample line "name{labels} value" whose
-// name and labels start with prefix.
+// name and labels start with prefix, once the instance_name label every
+// sample carries is left out.
 func sampleValue(text, prefix string) (string, bool) {
-	for _, l := range strings.Split(text, "\n") {
+	for _, l := range strings.Split(withoutInstanceName(text), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			f := strings.Fields(l)
 			return f[len(f)-1], true
@@ -403,6 +404,14 @@ func TestPromtoolCheckMetricsDuringTransfer(t *testing.T) {
 	if _, err := runTool(t, strings.NewReader(bad), promtool, "check", "metrics"); err == nil {
 		t.Fatal("promtool check metrics accepts a duplicate series: the check proves nothing")
 	}
+}
+
+// withoutInstanceName removes the instance_name label from the samples of
+// a scrape: `x{instance_name="h:1"} 1` → `x 1`, `x{a="1",instance_name="h:1"} 1` → `x{a="1"} 1`.
+func withoutInstanceName(text string) string {
+	text = regexp.MustCompile(`\{instance_name="[^"]*"\}`).ReplaceAllString(text, "")
+	text = regexp.MustCompile(`,instance_name="[^"]*"`).ReplaceAllString(text, "")
+	return regexp.MustCompile(`instance_name="[^"]*",`).ReplaceAllString(text, "")
 }
 
 // promqlNames returns the metric names a PromQL expression selects, and
@@ -461,7 +470,7 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 		}
 		name := l[:strings.IndexAny(l, "{ ")]
 		exported[name] = true
-		if m := regexp.MustCompile(`^socks5d_stat\{key="([^"]+)"\}`).FindStringSubmatch(l); m != nil {
+		if m := regexp.MustCompile(`^socks5d_stat\{(?:instance_name="[^"]*",)?key="([^"]+)"\}`).FindStringSubmatch(l); m != nil {
 			statKeys[m[1]] = true
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	if code != 0 || stdout != "" {
 		t.Fatalf("-h: exit %d, stdout %q", code, stdout)
 	}
-	// flag.PrintDefaults lists every flag run() defines; these must be
+	// flag.PrintDefaults lists every flag RunContext defines; these must be
 	// all of them, each with its default.
 	var names []string
 	for _, name := range []string{"c", "l", "p", "L", "P", "d", "u", "t", "v", "version"} {

@@ -111,7 +111,13 @@ func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 // listeners. nofile > 0 runs it under `ulimit -n nofile`.
 func launchLC(t *testing.T, dir string, nofile int, args ...string) *lcProc {
 	t.Helper()
-	bin := socks5dBinary(t)
+	return launchBinary(t, socks5dBinary(t), dir, nofile, args...)
+}
+
+// launchBinary is launchLC for the server binary bin (a build of
+// cmd/socks5d, or of a module of its own that calls Run).
+func launchBinary(t *testing.T, bin, dir string, nofile int, args ...string) *lcProc {
+	t.Helper()
 	args = append(args, "-l", "127.0.0.1", "-p", "0", "-L", "127.0.0.1", "-P", "0")
 	var cmd *exec.Cmd
 	if nofile > 0 {

@@ -7,7 +7,7 @@
 //	package main
 //
 //	import (
-//		_ "example.com/proxy/portguard" // registers the portguard stage
+//		_ "example.com/myproxy/portguard" // registers the portguard stage
 //
 //		"github.com/socks5d/socks5d/socks5dmain"
 //	)
@@ -17,7 +17,8 @@
 // The builtin stages come with this package (it blank-imports
 // github.com/socks5d/socks5d/builtin); name yours in the chain: list with
 // `- use: portguard`. Flags, configuration, PCTP and metrics are socks5d's
-// own, documented in its README.
+// own, documented in its README. examples/portguard in socks5d's repository
+// is such a module, with its go.mod, its stage and its tests.
 //
 // This package sits beside cmd/socks5d at the top of the house: it imports
 // core, pctp and builtin, and nothing in this module but cmd/socks5d

@@ -40,7 +40,9 @@ func goInExample(t *testing.T, args ...string) string {
 	cmd.Env = append(lcEnv(), "GOPROXY=off", "GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("go %s in examples/portguard: %v\n%s\n(after a change of socks5d's go.mod, run `go mod tidy` in examples/portguard)",
+		t.Fatalf("go %s in examples/portguard: %v\n%s\n"+
+			"(after a change of socks5d's go.mod, bring the example's up to date offline, from the repository root:\n"+
+			"  cp go.sum examples/portguard/ && (cd examples/portguard && GOPROXY=off go mod tidy))",
 			strings.Join(args, " "), err, out)
 	}
 	return string(out)

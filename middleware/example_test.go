@@ -2,12 +2,18 @@ package middleware_test
 
 // This file is a complete custom stage, written as a user would write it in
 // their own package (say example.com/proxy/portguard), and linked into the
-// server by a blank import beside builtin:
+// server by a main of one call (socks5dmain brings the builtin stages):
 //
 //	import (
 //		_ "example.com/proxy/portguard"
-//		_ "github.com/socks5d/socks5d/builtin"
+//
+//		"github.com/socks5d/socks5d/socks5dmain"
 //	)
+//
+//	func main() { socks5dmain.Run() }
+//
+// examples/portguard in this repository is such a module, built and run by
+// socks5dmain's tests, with an allow-list variant of this stage.
 //
 // It refuses destination ports (configure before next: it wraps the
 // Dialer) and counts requests per destination port (observe after next).

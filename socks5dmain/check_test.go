@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ func runCheck(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	code = exitCode(run(ctx, append([]string{"-t"}, args...), &out, &errOut), &errOut)
+	code = ExitCode(RunContext(ctx, append([]string{"-t"}, args...), &out, &errOut), &errOut)
 	return code, out.String(), errOut.String()
 }
 

@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	if code != 0 || stdout != "" {
 		t.Fatalf("-h: exit %d, stdout %q", code, stdout)
 	}
-	// flag.PrintDefaults lists every flag run() defines; these must be
+	// flag.PrintDefaults lists every flag RunContext defines; these must be
 	// all of them, each with its default.
 	var names []string
 	for _, name := range []string{"c", "l", "p", "L", "P", "d", "u", "t", "v", "version"} {
@@ -64,6 +64,39 @@ func TestFormatVersion(t *testing.T) {
 	}
 	if got := formatVersion("dev", nil, false); got != "socks5d dev\n(no build information in this binary)\n" {
 		t.Errorf("without build info:\n%s", got)
+	}
+}
+
+// A server built in a module of its own names that module, then socks5d's
+// as required (and replaced); socks5d's version is the dependency's.
+func TestFormatVersionOwnModule(t *testing.T) {
+	goos := "go        go1.26.8 " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	for _, tc := range []struct {
+		name string
+		dep  *debug.Module
+		want string
+	}{
+		{"released", &debug.Module{Path: "github.com/socks5d/socks5d", Version: "v1.4.0"},
+			"socks5d v1.4.0\nmodule    example.com/portguard\nsocks5d   github.com/socks5d/socks5d v1.4.0\n"},
+		{"replaced by a directory", &debug.Module{Path: "github.com/socks5d/socks5d", Version: "v0.0.0-00010101000000-000000000000",
+			Replace: &debug.Module{Path: "../.."}},
+			"socks5d dev\nmodule    example.com/portguard\nsocks5d   github.com/socks5d/socks5d v0.0.0-00010101000000-000000000000 => ../..\n"},
+		{"not a dependency", nil, "socks5d dev\nmodule    example.com/portguard\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "example.com/portguard", Version: "v0.3.0"},
+				Deps: []*debug.Module{{Path: "github.com/hashicorp/go-hclog", Version: "v1.6.3"}}}
+			if tc.dep != nil {
+				bi.Deps = append(bi.Deps, tc.dep)
+			}
+			want := tc.want + "revision  unknown (built without VCS information)\n" + goos
+			if got := formatVersion(buildVersion("dev", bi, true), bi, true); got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+	if got := buildVersion("v2.0.0", nil, false); got != "v2.0.0" {
+		t.Errorf("a version set at build time: %q", got)
 	}
 }
 

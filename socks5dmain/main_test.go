@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func (b *syncBuffer) String() string {
 // listenRE finds the SOCKS address in the log, text or JSON format.
 var listenRE = regexp.MustCompile(`SOCKS5 proxy listening(?:: address=|",.*"address":")([^"\s]+)`)
 
-// server is socks5d started in-process through run().
+// server is socks5d started in-process through RunContext.
 type server struct {
 	socks string
 	log   *syncBuffer
@@ -57,7 +57,7 @@ func startServer(t *testing.T, args ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, io.Discard, logs) }()
+	go func() { done <- RunContext(ctx, args, io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -98,7 +98,7 @@ func writeConfig(t *testing.T, body string) string {
 // must not write into the source tree.
 func shippedConfig(t *testing.T) string {
 	t.Helper()
-	body, err := os.ReadFile("../../configs/proxy.yaml")
+	body, err := os.ReadFile("../configs/proxy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestExitStatus(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			code := exitCode(run(ctx, args, &stdout, &stderr), &stderr)
+			code := ExitCode(RunContext(ctx, args, &stdout, &stderr), &stderr)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
 			}

@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 // Lifecycle tests: the real binary, built once, run as a subprocess on
 // loopback and driven with signals, config edits and a low descriptor
@@ -27,7 +27,7 @@ import (
 )
 
 var (
-	lcPkgDir  string // this package's directory, for go build
+	lcPkgDir  string // this package's directory, for go build ../cmd/socks5d
 	lcBinOnce sync.Once
 	lcBinDir  string
 	lcBinPath string
@@ -58,7 +58,7 @@ func socks5dBinary(t *testing.T) string {
 		p := filepath.Join(lcBinDir, "socks5d")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, goTool, "build", "-o", p, ".")
+		cmd := exec.CommandContext(ctx, goTool, "build", "-o", p, "../cmd/socks5d")
 		cmd.Dir = lcPkgDir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			lcBinErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -111,7 +111,13 @@ func startLCProc(t *testing.T, nofile int, args ...string) *lcProc {
 // listeners. nofile > 0 runs it under `ulimit -n nofile`.
 func launchLC(t *testing.T, dir string, nofile int, args ...string) *lcProc {
 	t.Helper()
-	bin := socks5dBinary(t)
+	return launchBinary(t, socks5dBinary(t), dir, nofile, args...)
+}
+
+// launchBinary is launchLC for the server binary bin (a build of
+// cmd/socks5d, or of a module of its own that calls Run).
+func launchBinary(t *testing.T, bin, dir string, nofile int, args ...string) *lcProc {
+	t.Helper()
 	args = append(args, "-l", "127.0.0.1", "-p", "0", "-L", "127.0.0.1", "-P", "0")
 	var cmd *exec.Cmd
 	if nofile > 0 {
@@ -866,7 +872,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	}
 }
 
-// run() stopped with a connection open, in-process so that -race sees
+// RunContext stopped with a connection open, in-process so that -race sees
 // the drain: stopping must not race the accept loop.
 func TestInProcessStopWithConnectionOpen(t *testing.T) {
 	cfg := writeConfig(t, "socks:\n  drain_timeout: 300ms\n"+lcAliceConfig)
@@ -879,7 +885,7 @@ func TestInProcessStopWithConnectionOpen(t *testing.T) {
 	}
 }
 
-// inProcess is run() serving in this process until stopped.
+// inProcess is RunContext serving in this process until stopped.
 type inProcess struct {
 	logs   *syncBuffer
 	cancel context.CancelFunc
@@ -896,7 +902,7 @@ func startInProcess(t *testing.T, args []string, patterns ...*regexp.Regexp) *in
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	p := &inProcess{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- run(ctx, args, io.Discard, p.logs) }()
+	go func() { p.done <- RunContext(ctx, args, io.Discard, p.logs) }()
 	for end := time.Now().Add(10 * time.Second); len(p.found) < len(patterns); {
 		if m := patterns[len(p.found)].FindStringSubmatch(p.logs.String()); m != nil {
 			p.found = append(p.found, m[1])

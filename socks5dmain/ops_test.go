@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 // The operator's files under configs/ (systemd, fail2ban, Prometheus,
 // Grafana), each checked by the tool that consumes it, against what this
@@ -28,7 +28,7 @@ import (
 // the working directory).
 func configsDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join(lcPkgDir, "..", "..", "configs"))
+	dir, err := filepath.Abs(filepath.Join(lcPkgDir, "..", "configs"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 // Persistence tests (issue 6, State): the real binary, restarted over one
 // data directory, keeps what PCTP changed; a SIGKILL at any moment leaves a

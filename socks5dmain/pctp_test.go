@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func (s *server) pctpAddr(t *testing.T) string {
 // The transcripts of pctp/testdata/proxy run against the real proxy with
 // the default chain and one admin, admin/password.
 func TestPCTPTranscripts(t *testing.T) {
-	files, err := filepath.Glob("../../pctp/testdata/proxy/*.txt")
+	files, err := filepath.Glob("../pctp/testdata/proxy/*.txt")
 	for i := range files {
 		files[i], _ = filepath.Abs(files[i]) // startServer changes directory
 	}
@@ -233,9 +233,9 @@ func echoTarget(t *testing.T) string {
 // real proxy and reports -ERR replies in its exit status.
 func TestPCTPClientBinaryScript(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "pctp")
-	build := exec.Command("go", "build", "-o", bin, "../pctp")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/pctp")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ../pctp: %v\n%s", err, out)
+		t.Fatalf("go build ../cmd/pctp: %v\n%s", err, out)
 	}
 	s := startServer(t, append([]string{"-u", "admin:password"}, loopbackArgs...)...)
 	host, port, _ := net.SplitHostPort(s.pctpAddr(t))

@@ -1,13 +1,4 @@
-// Command socks5d is a SOCKS5 proxy server whose every connection flows
-// through an ordered middleware chain, administered live over PCTP.
-//
-// Usage:
-//
-//	socks5d [-c FILE] [-l ADDR] [-p PORT] [-L ADDR] [-P PORT] [-u USER:PASS]... [-d LEVEL]
-//
-// With no -c and no configs/proxy.yaml under the working directory it runs
-// on built-in defaults.
-package main
+package socks5dmain
 
 import (
 	"cmp"
@@ -39,13 +30,9 @@ import (
 // core.Runtime is what the admin protocol administers.
 var _ pctp.Admin = (*core.Runtime)(nil)
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with
+// -ldflags "-X github.com/socks5d/socks5d/socks5dmain.version=...".
 var version = "dev"
-
-func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	os.Exit(exitCode(err, os.Stderr))
-}
 
 // usageError is a bad flag or configuration: exit status 2.
 type usageError struct{ err error }
@@ -53,8 +40,10 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// exitCode prints err and maps it to the process exit status.
-func exitCode(err error, stderr io.Writer) int {
+// ExitCode prints err (unless it is nil or -h's flag.ErrHelp) on stderr and
+// maps it to the process exit status Run exits with: 0 for nil and -h, 2
+// for a bad flag or configuration, 1 for any other error.
+func ExitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
@@ -85,11 +74,15 @@ var flagKeys = map[string]string{
 	"d": "log.level",
 }
 
-// run is the whole server; main only maps its error to an exit status.
+// RunContext is the whole server, given its command-line arguments (without
+// the program name), where to print (stdout: -v, -t, hash; stderr: the log
+// and errors). Run only maps its error to an exit status (ExitCode).
+//
 // It serves until ctx is cancelled or SIGINT/SIGTERM arrives, then drains
-// (a second signal ends the drain at once). SIGHUP reloads the
-// configuration file.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// (a second signal ends the drain at once); SIGHUP reloads the
+// configuration file. The signals are the process's: run one server per
+// process. `hash` as the first argument reads a password from os.Stdin.
+func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "hash" {
 		return runHash(args[1:], os.Stdin, stdout, stderr)
 	}
@@ -385,14 +378,17 @@ func flagError(err error, set map[string]any) error {
 	return err
 }
 
-func buildVersion() string {
-	if version != "dev" {
-		return version
+// buildVersion is socks5d's version: the one set at build time, else the
+// module version Go recorded (none for a build from a work tree, or from a
+// local replacement), else v.
+func buildVersion(v string, bi *debug.BuildInfo, ok bool) string {
+	if v != "dev" || !ok {
+		return v
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if m := socks5dModule(bi); m != nil && m.Replace == nil && m.Version != "" && m.Version != "(devel)" {
+		return m.Version
 	}
-	return version
+	return v
 }
 
 // versionText is what -v prints: the version, then the build facts Go
@@ -402,9 +398,15 @@ func buildVersion() string {
 //	module    github.com/socks5d/socks5d
 //	revision  5a92b5f0c1d2... (2026-12-03T07:00:00Z, modified)
 //	go        go1.26.8 linux/amd64
+//
+// A server built in a module of its own (socks5dmain.Run) names that
+// module, then socks5d's as it required it:
+//
+//	module    example.com/myproxy
+//	socks5d   github.com/socks5d/socks5d v1.4.0
 func versionText() string {
 	bi, ok := debug.ReadBuildInfo()
-	return formatVersion(buildVersion(), bi, ok)
+	return formatVersion(buildVersion(version, bi, ok), bi, ok)
 }
 
 // formatVersion is versionText for given build information.
@@ -420,6 +422,13 @@ func formatVersion(v string, bi *debug.BuildInfo, ok bool) string {
 		set[s.Key] = s.Value
 	}
 	fmt.Fprintf(&b, "module    %s\n", bi.Main.Path)
+	if m := socks5dModule(bi); m != nil && m != &bi.Main {
+		dep := m.Path + " " + m.Version
+		if r := m.Replace; r != nil {
+			dep += " => " + strings.TrimSpace(r.Path+" "+r.Version)
+		}
+		fmt.Fprintf(&b, "socks5d   %s\n", dep)
+	}
 	rev := "unknown (built without VCS information)"
 	if r := set["vcs.revision"]; r != "" {
 		var notes []string

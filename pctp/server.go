@@ -393,11 +393,16 @@ func (srv *Server) serveConn(ctx context.Context, s *session) {
 			}
 			return
 		}
+		// The login deadline bounds the time spent waiting for the client,
+		// not the server's own time (a throttled or slow password check),
+		// so a legitimate login is not cut off on a loaded host.
+		busy := time.Now()
 		r := s.dispatch(ctx, line, tooLong)
 		if err := s.write(r); err != nil {
 			s.log.Debug("write failed", "error", err)
 			return
 		}
+		loginBy = loginBy.Add(time.Since(busy))
 		if s.closing {
 			return
 		}

@@ -453,6 +453,38 @@ func TestLoginTimeout(t *testing.T) {
 	}
 }
 
+// TestLoginDeadlineExcludesServerTime: the login deadline bounds the time
+// the server waits for the client, not its own time checking passwords, so
+// a login whose checks outlast the deadline (a loaded host, bcrypt) still
+// succeeds.
+func TestLoginDeadlineExcludesServerTime(t *testing.T) {
+	admin := newFakeAdmin()
+	admin.slow = 250 * time.Millisecond
+	srv := &pctp.Server{Admin: admin, LoginTimeout: 400 * time.Millisecond}
+	addr := serve(t, srv)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	// Two wrong passwords and a right one: three checks, 750 ms of server
+	// time against a 400 ms deadline.
+	for _, line := range []string{"USER admin", "PASS wrong", "PASS wrong", "PASS password"} {
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v (the session was closed)", line, err)
+		}
+		if line == "PASS password" && got != "+OK Successfully logged in\n" {
+			t.Fatalf("%s: %q", line, got)
+		}
+	}
+}
+
 // TestAdminLogKeys: with a JSON logger, every line about an admin's change
 // names the acting administrator ("admin") apart from the user or thing it
 // acts on, so neither is lost to a duplicate key.

@@ -18,7 +18,14 @@ import (
 // in the chain). A state that cannot be read or applied is an error and
 // leaves the runtime as it was.
 func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
-	st, err := store.Load()
+	var st *State
+	var rev int64
+	ss, shared := store.(SharedStore)
+	if shared {
+		st, rev, err = ss.LoadRevision()
+	} else {
+		st, err = store.Load()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +39,10 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 		return nil, fmt.Errorf("%w: the saved state cannot be applied: %w", ErrState, err)
 	}
 	r.store, r.state = store, st
+	if shared {
+		r.rev.Store(rev)
+		r.fleet.Store(&fleetRef{store: ss})
+	}
 	r.install(s)
 	r.stateLoaded.Store(true)
 	return skipped, nil
@@ -48,7 +59,13 @@ func (r *Runtime) change(fn func(*Draft, *State) error) error {
 	if err != nil {
 		return err
 	}
-	if r.store != nil {
+	if ss := r.sharedStore(); ss != nil {
+		rev, err := ss.SaveChange(r.state, st, r.rev.Load())
+		if err != nil {
+			return fmt.Errorf("the change was not saved, so it was not made: %w", err)
+		}
+		r.rev.Store(rev)
+	} else if r.store != nil {
 		if err := r.store.Save(st); err != nil {
 			return fmt.Errorf("the change was not saved, so it was not made: %w", err)
 		}

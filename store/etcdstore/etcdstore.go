@@ -24,7 +24,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/socks5d/socks5d/core"
 	"github.com/socks5d/socks5d/middleware"
@@ -35,8 +34,8 @@ import (
 const CacheFile = "etcd-state.json"
 
 var (
-	_ core.SharedStore     = (*Store)(nil)
-	_ core.StoreStats      = (*Store)(nil)
+	_ core.SharedStore    = (*Store)(nil)
+	_ core.StoreStats     = (*Store)(nil)
 	_ middleware.BanBoard = (*Store)(nil)
 )
 
@@ -96,7 +95,6 @@ func Open(cfg core.StoreConfig, dataDir string, logger hclog.Logger) (*Store, er
 		Logger:               zap.NewNop(),
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
-		DialOptions:          []grpc.DialOption{},
 	}
 	if cfg.TLS.CA != "" || cfg.TLS.Cert != "" {
 		tc, err := tlsConfig(cfg.TLS)

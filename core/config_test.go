@@ -125,6 +125,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "malformed yaml", yaml: "socks: [\n", want: "proxy.yaml"},
 		{name: "bad -u", opts: LoadOptions{Users: []string{"nopassword"}}, want: "-u"},
 		{name: "missing file", opts: LoadOptions{File: "/nonexistent/proxy.yaml"}, want: "/nonexistent/proxy.yaml"},
+		{name: "bad store kind", yaml: "store: {kind: redis}\n", want: "store.kind"},
+		{name: "etcd without endpoints", yaml: "store: {kind: etcd}\n", want: "store.endpoints"},
+		{name: "bad etcd endpoint", yaml: "store: {kind: etcd, endpoints: [\"nohost\"]}\n", want: "store.endpoints[0]"},
+		{name: "bad store prefix", yaml: "store: {kind: etcd, endpoints: [\"127.0.0.1:2379\"], prefix: socks5d}\n", want: "store.prefix"},
+		{name: "etcd user without password", yaml: "store: {kind: etcd, endpoints: [\"127.0.0.1:2379\"], username: u}\n", want: "store.username"},
 		{name: "bad env", opts: LoadOptions{Environ: []string{"SOCKS5D_SOCKS__PORT=x"}}, want: "socks.port"},
 	}
 	for _, tt := range tests {

@@ -124,12 +124,16 @@ func (s *Store) post(b ban) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	ttl := int64(math.Ceil(b.d.Seconds()))
-	lease, err := s.cli.Grant(ctx, max(ttl, 1))
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	lease, err := cli.Grant(ctx, max(ttl, 1))
 	if err != nil {
 		return s.unavailable(err)
 	}
 	val, _ := json.Marshal(banValue{Until: time.Now().Add(b.d).UTC(), By: s.writer})
-	if _, err := s.cli.Put(ctx, s.prefix+banKey(b.group), string(val), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := cli.Put(ctx, s.prefix+banKey(b.group), string(val), clientv3.WithLease(lease.ID)); err != nil {
 		return s.unavailable(err)
 	}
 	return nil

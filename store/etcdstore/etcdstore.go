@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -42,7 +43,11 @@ var (
 // Store is the etcd store. Open it, hand it to Runtime.UseStore, run
 // Runtime.FollowStore, and Close it at the end.
 type Store struct {
-	cli       *clientv3.Client
+	// cli is the etcd client, made on first use (client): with
+	// credentials, making one needs etcd to answer.
+	cli       atomic.Pointer[clientv3.Client]
+	ccfg      clientv3.Config
+	dialMu    sync.Mutex
 	prefix    string
 	endpoints string
 	timeout   time.Duration
@@ -103,13 +108,9 @@ func Open(cfg core.StoreConfig, dataDir string, logger hclog.Logger) (*Store, er
 		}
 		ccfg.TLS = tc
 	}
-	cli, err := clientv3.New(ccfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: etcd at %s: %w", core.ErrStoreUnavailable, strings.Join(cfg.Endpoints, ","), err)
-	}
 	host, _ := os.Hostname()
 	s := &Store{
-		cli:       cli,
+		ccfg:      ccfg,
 		prefix:    cfg.Prefix,
 		endpoints: strings.Join(cfg.Endpoints, ","),
 		timeout:   cfg.DialTimeout,
@@ -153,28 +154,59 @@ func tlsConfig(c core.StoreTLSConfig) (*tls.Config, error) {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.stop) })
 	s.bansWG.Wait()
-	return s.cli.Close()
+	if c := s.cli.Load(); c != nil {
+		return c.Close()
+	}
+	return nil
 }
 
-// unavailable wraps an etcd error as core.ErrStoreUnavailable, naming the
-// endpoints and, for a refused login, saying so.
+// client returns the etcd client, making it if there is none yet. A
+// failure costs up to dial_timeout and is described like any request's.
+func (s *Store) client() (*clientv3.Client, error) {
+	if c := s.cli.Load(); c != nil {
+		return c, nil
+	}
+	s.dialMu.Lock()
+	defer s.dialMu.Unlock()
+	if c := s.cli.Load(); c != nil {
+		return c, nil
+	}
+	c, err := clientv3.New(s.ccfg)
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	s.cli.Store(c)
+	return c, nil
+}
+
+// unavailable counts a failed request and describes it (describe).
 func (s *Store) unavailable(err error) error {
 	s.errs.Add(1)
-	msg := err.Error()
-	if strings.Contains(msg, "authentication failed") || strings.Contains(msg, "user name is empty") || strings.Contains(msg, "permission denied") {
-		return fmt.Errorf("%w: etcd at %s refused the credentials (store.username/password): %w", core.ErrStoreUnavailable, s.endpoints, err)
+	return describe(s.endpoints, s.timeout, err)
+}
+
+// describe wraps an etcd error as core.ErrStoreUnavailable, naming the
+// endpoints and, for refused credentials or a timeout, saying so.
+func describe(endpoints string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrUserEmpty), errors.Is(err, rpctypes.ErrPermissionDenied),
+		errors.Is(err, rpctypes.ErrGRPCAuthFailed), errors.Is(err, rpctypes.ErrGRPCPermissionDenied), errors.Is(err, rpctypes.ErrGRPCUserEmpty):
+		return fmt.Errorf("%w: %w: etcd at %s refused them (store.username/password): %w", core.ErrStoreUnavailable, ErrCredentials, endpoints, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: etcd at %s did not answer within %s", core.ErrStoreUnavailable, endpoints, timeout)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: etcd at %s did not answer within %s", core.ErrStoreUnavailable, s.endpoints, s.timeout)
-	}
-	return fmt.Errorf("%w: etcd at %s: %w", core.ErrStoreUnavailable, s.endpoints, err)
+	return fmt.Errorf("%w: etcd at %s: %w", core.ErrStoreUnavailable, endpoints, err)
 }
 
 // fetch reads the whole prefix: the state keys, the bans, the revision.
 func (s *Store) fetch(ctx context.Context) (kvs map[string][]byte, bans map[netip.Prefix]time.Time, rev int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	cli, err := s.client()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	resp, err := cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, nil, 0, s.unavailable(err)
 	}
@@ -206,6 +238,9 @@ func (s *Store) Load() (*core.State, error) {
 // there is none. A value that does not parse is an error naming its key.
 func (s *Store) LoadRevision() (*core.State, int64, error) {
 	kvs, bans, rev, err := s.fetch(context.Background())
+	if errors.Is(err, ErrCredentials) {
+		return nil, 0, err // a configuration error, not etcd being down
+	}
 	if err != nil {
 		st, cerr := s.cache.Load()
 		if cerr != nil {
@@ -270,7 +305,11 @@ func (s *Store) SaveChange(prev, next *core.State, base int64) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	cli, err := s.client()
+	if err != nil {
+		return 0, err
+	}
+	resp, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return 0, s.unavailable(err)
 	}
@@ -286,12 +325,16 @@ func (s *Store) SaveChange(prev, next *core.State, base int64) (int64, error) {
 func (s *Store) KillUser(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	lease, err := s.cli.Grant(ctx, 10)
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	lease, err := cli.Grant(ctx, 10)
 	if err != nil {
 		return s.unavailable(err)
 	}
 	val := fmt.Sprintf(`{"by":%q,"at":%q}`, s.writer, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := s.cli.Put(ctx, s.prefix+dirKills+name, val, clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := cli.Put(ctx, s.prefix+dirKills+name, val, clientv3.WithLease(lease.ID)); err != nil {
 		return s.unavailable(err)
 	}
 	return nil

@@ -25,8 +25,13 @@ func closedPort(t *testing.T) string {
 // etcd unreachable at start: refused without a copy in data_dir, served
 // from the copy when there is one.
 func TestStartWithEtcdDown(t *testing.T) {
+	t.Run("no credentials", func(t *testing.T) { startWithEtcdDown(t, "", "") })
+	t.Run("credentials", func(t *testing.T) { startWithEtcdDown(t, "socks5d", "pw") })
+}
+
+func startWithEtcdDown(t *testing.T, user, pass string) {
 	dir := t.TempDir()
-	cfg := core.StoreConfig{Kind: "etcd", Endpoints: []string{closedPort(t)}, Prefix: "/socks5d/", DialTimeout: 300 * time.Millisecond}
+	cfg := core.StoreConfig{Kind: "etcd", Endpoints: []string{closedPort(t)}, Prefix: "/socks5d/", DialTimeout: 300 * time.Millisecond, Username: user, Password: pass}
 	s, err := Open(cfg, dir, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,11 @@ func (s *Store) Watch(ctx context.Context, base int64, apply func(core.StoreEven
 func (s *Store) follow(ctx context.Context, kvs map[string][]byte, rev int64, apply func(core.StoreEvent)) int64 {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	cli, err := s.client()
+	if err != nil {
+		return rev
+	}
+	wch := cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for {
 		select {
 		case <-ctx.Done():
@@ -136,7 +140,10 @@ func (s *Store) probe(ctx context.Context) {
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, min(s.timeout, probeEvery))
-		_, err := s.cli.Get(pctx, s.prefix+keyRevision)
+		cli, err := s.client()
+		if err == nil {
+			_, err = cli.Get(pctx, s.prefix+keyRevision)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return

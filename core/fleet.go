@@ -43,6 +43,9 @@ type StoreEvent struct {
 	// KillUser names a user whose sessions every instance closes (KILL
 	// USER on some instance), or is "".
 	KillUser string
+	// Reset: the store's revision went back (etcd restored from a backup
+	// or replaced): State is applied although Revision is not newer.
+	Reset bool
 }
 
 // StoreStats is implemented by a store that reports its health (STATS
@@ -87,7 +90,7 @@ func (r *Runtime) applyStoreEvent(ev StoreEvent) {
 	if ev.State == nil {
 		return
 	}
-	if err := r.ApplyState(ev.State, ev.Revision); err != nil {
+	if err := r.applyState(ev.State, ev.Revision, ev.Reset); err != nil {
 		r.logger.Error("the shared store's state cannot be applied; keeping the last good one",
 			"revision", ev.Revision, "error", err)
 	}
@@ -98,10 +101,13 @@ func (r *Runtime) applyStoreEvent(ev StoreEvent) {
 // at start-up. A revision not newer than the one applied is ignored (this
 // instance's own write, seen again). A state that cannot be applied
 // changes nothing.
-func (r *Runtime) ApplyState(st *State, rev int64) error {
+func (r *Runtime) ApplyState(st *State, rev int64) error { return r.applyState(st, rev, false) }
+
+// applyState is ApplyState; reset applies st whatever its revision.
+func (r *Runtime) applyState(st *State, rev int64, reset bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rev != 0 && rev <= r.rev.Load() {
+	if !reset && rev != 0 && rev <= r.rev.Load() {
 		return nil
 	}
 	cfg := r.cfg

@@ -109,3 +109,25 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 		t.Errorf("FollowStore did not apply revision 11: revision %d", rt.Revision())
 	}
 }
+
+// A store whose revision went back (etcd restored) is taken as it is.
+func TestSharedStoreReset(t *testing.T) {
+	rt, err := NewRuntime(persistConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.UseStore(&memShared{st: newState(), rev: 50}); err != nil {
+		t.Fatal(err)
+	}
+	restored := newState()
+	hash, _ := HashPassword("erin-pw")
+	restored.Users["erin"] = StateUser{Role: "basic", Hash: hash}
+	rt.applyStoreEvent(StoreEvent{State: restored, Revision: 7})
+	if rt.Snapshot().Users.Has("erin") {
+		t.Fatal("an older revision was applied without Reset")
+	}
+	rt.applyStoreEvent(StoreEvent{State: restored, Revision: 7, Reset: true})
+	if !rt.Snapshot().Users.Has("erin") || rt.Revision() != 7 {
+		t.Fatalf("Reset: erin %v, revision %d", rt.Snapshot().Users.Has("erin"), rt.Revision())
+	}
+}

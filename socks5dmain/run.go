@@ -163,7 +163,7 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return usageError{err}
 	}
-	store, statePath, closeStore, err := openStore(cfg, logger)
+	store, statePath, closeStore, err := openStore(cfg, logger, *check)
 	if err != nil {
 		return usageError{err}
 	}

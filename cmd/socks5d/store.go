@@ -12,8 +12,9 @@ import (
 
 // openStore opens the store the configuration asks for (store.kind): the
 // state file in data_dir, or etcd shared by a fleet. closeStore releases
-// it at the end; where names it in log lines.
-func openStore(cfg *core.Config, logger hclog.Logger) (store core.Store, where string, closeStore func(), err error) {
+// it at the end; where names it in log lines. With check (-t) it writes
+// nothing.
+func openStore(cfg *core.Config, logger hclog.Logger, check bool) (store core.Store, where string, closeStore func(), err error) {
 	statePath := filepath.Join(cfg.DataDir, "state.json")
 	if cfg.Store.Kind != "etcd" {
 		return core.NewFileStore(statePath), statePath, func() {}, nil
@@ -21,6 +22,9 @@ func openStore(cfg *core.Config, logger hclog.Logger) (store core.Store, where s
 	es, err := etcdstore.Open(cfg.Store, cfg.DataDir, logger.Named("store"))
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if check {
+		es.CheckOnly()
 	}
 	where = fmt.Sprintf("etcd %v prefix %s", cfg.Store.Endpoints, cfg.Store.Prefix)
 	return es, where, func() { es.Close() }, nil

@@ -62,6 +62,8 @@ type Store struct {
 	conflicts atomic.Int64 // changes refused because another instance changed first
 	badValues atomic.Int64 // states refused because a value did not parse
 	fromCache atomic.Bool  // serving the copy in data_dir, etcd not yet reached
+	// readOnly: keep no copy in data_dir (a configuration check).
+	readOnly atomic.Bool
 
 	// badKey is the error of the last state seen that did not parse
 	// ("" when it parsed): changes are refused while it holds.
@@ -268,8 +270,15 @@ func (s *Store) LoadRevision() (*core.State, int64, error) {
 	return st, rev, nil
 }
 
+// CheckOnly makes the store write nothing in data_dir, for socks5d -t,
+// which writes nothing.
+func (s *Store) CheckOnly() { s.readOnly.Store(true) }
+
 // keepCopy saves the state in data_dir for a start without etcd.
 func (s *Store) keepCopy(st *core.State) {
+	if s.readOnly.Load() {
+		return
+	}
 	if err := s.cache.Save(st); err != nil {
 		s.log.Warn("could not keep a copy of the shared state in data_dir", "error", err)
 	}

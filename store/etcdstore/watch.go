@@ -45,8 +45,12 @@ func (s *Store) Watch(ctx context.Context, base int64, apply func(core.StoreEven
 		if s.fromCache.Swap(false) {
 			s.log.Info("etcd answers: the shared state is read from it again", "revision", r)
 		}
-		if r > rev || base == 0 {
-			s.deliver(kvs, r, apply)
+		switch {
+		case r > rev || base == 0:
+			s.deliver(kvs, r, apply, false)
+		case r < rev:
+			s.log.Warn("etcd's revision went back (restored from a backup, or a new cluster): taking its state as it is", "was", rev, "now", r)
+			s.deliver(kvs, r, apply, true)
 		}
 		rev, base = r, r
 		rev = s.follow(ctx, kvs, rev, apply)
@@ -104,7 +108,7 @@ func (s *Store) follow(ctx context.Context, kvs map[string][]byte, rev int64, ap
 				rev = resp.Header.Revision
 			}
 			if changed {
-				s.deliver(kvs, rev, apply)
+				s.deliver(kvs, rev, apply, false)
 			}
 		}
 	}
@@ -113,7 +117,7 @@ func (s *Store) follow(ctx context.Context, kvs map[string][]byte, rev int64, ap
 // deliver decodes the state and hands it to apply; a state with a value
 // that does not parse is refused, logged naming the key, and counted: the
 // instance keeps its last good state.
-func (s *Store) deliver(kvs map[string][]byte, rev int64, apply func(core.StoreEvent)) {
+func (s *Store) deliver(kvs map[string][]byte, rev int64, apply func(core.StoreEvent), reset bool) {
 	st, err := s.decodeState(kvs)
 	s.badMu.Lock()
 	s.badErr = err
@@ -123,7 +127,7 @@ func (s *Store) deliver(kvs map[string][]byte, rev int64, apply func(core.StoreE
 		s.log.Error("refused the shared state: a value in etcd does not parse; keeping the last good state", "revision", rev, "error", err)
 		return
 	}
-	apply(core.StoreEvent{State: st, Revision: rev})
+	apply(core.StoreEvent{State: st, Revision: rev, Reset: reset})
 	s.revision.Store(rev)
 	s.keepCopy(st)
 }

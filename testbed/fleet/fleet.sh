@@ -10,8 +10,11 @@
 # socks5d-i (so a test can stop one and start it again with the same
 # command), then DIR/ready, and waits until SIGTERM/SIGINT, when it stops
 # everything it started. Admin user: admin / admin-secret (PCTP).
-# haproxy sends PROXY protocol v2 when FLEET_PROXY_PROTOCOL=1 (socks5d
-# must then trust 127.0.0.1 in socks.proxy_protocol.trusted).
+# haproxy sends PROXY protocol v2 (send-proxy-v2) and every socks5d trusts
+# it (socks.proxy_protocol.trusted: 127.0.0.1, haproxy's source) when the
+# socks5d binary knows that setting; FLEET_PROXY_PROTOCOL=0/1 forces it.
+# Clients that reach an instance directly must then come from another
+# loopback address (127.0.0.2 and up), as the tests' do.
 set -euo pipefail
 
 dir="" n=3 front="" user="bench" pass="bench-secret"
@@ -84,9 +87,18 @@ start etcd etcd --name fleet --data-dir "$dir/etcd-data" \
   echo "N=$n"
 } >"$dir/ports.env"
 
+# PROXY protocol: on when this socks5d knows socks.proxy_protocol (auto),
+# or as FLEET_PROXY_PROTOCOL=1/0 says.
+pp="${FLEET_PROXY_PROTOCOL:-auto}"
+if [ "$pp" = auto ]; then
+  mkdir -p "$dir/probe"
+  printf 'data_dir: %s/probe/data\nsocks: {proxy_protocol: {trusted: ["127.0.0.1/32"]}}\nusers: [{name: a, password: b, role: admin}]\n' "$dir" >"$dir/probe/proxy.yaml"
+  if "$bin" -t -c "$dir/probe/proxy.yaml" >/dev/null 2>&1; then pp=1; else pp=0; fi
+fi
+echo "PROXY_PROTOCOL=$pp" >>"$dir/ports.env"
 proxy_yaml=""
 send_proxy=""
-if [ "${FLEET_PROXY_PROTOCOL:-0}" = 1 ]; then
+if [ "$pp" = 1 ]; then
   proxy_yaml="  proxy_protocol: {trusted: [\"127.0.0.1/32\"]}"
   send_proxy="send-proxy-v2"
 fi

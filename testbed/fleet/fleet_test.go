@@ -172,12 +172,14 @@ func echoServer(t *testing.T) string {
 }
 
 // dial opens a relayed connection to dest through the SOCKS server at
-// via, as user, from the local address from (nil: any).
+// via, as user, from the local address from (nil: 127.0.0.3).
 func dial(via, user, pass, dest string, from net.IP) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if from != nil {
-		d.LocalAddr = &net.TCPAddr{IP: from}
+	if from == nil {
+		// Not 127.0.0.1: with PROXY protocol on, the instances trust that
+		// address (haproxy's) and want a header from it.
+		from = net.IPv4(127, 0, 0, 3)
 	}
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: from}}
 	sd, err := proxy.SOCKS5("tcp", via, &proxy.Auth{User: user, Password: pass}, d)
 	if err != nil {
 		return nil, err

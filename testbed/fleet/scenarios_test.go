@@ -141,6 +141,29 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("another source was refused too: %v", err)
 		}
 		c.Close()
+		if f.ports["PROXY_PROTOCOL"] == 1 {
+			// Through haproxy with send-proxy-v2: the instances see the
+			// client's own address, so a ban earned through the balancer
+			// refuses that client at an instance reached directly.
+			through := net.ParseIP("127.0.0.4")
+			for i := 0; i < 5; i++ {
+				if c, err := dial(front, "carol", "wrong", dest, through); err == nil {
+					c.Close()
+				}
+			}
+			eventually(t, 5*time.Second, "a ban earned through haproxy refusing the client at instance 3", func() bool {
+				c, err := dial(f.addr("SOCKS_3"), "carol", "carol-pw-1", dest, through)
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
+			if err := cycle(front, "carol", "carol-pw-1", dest); err != nil {
+				t.Fatalf("a ban through haproxy refused another client (the balancer's address was banned?): %v", err)
+			}
+		} else {
+			t.Log("this socks5d has no socks.proxy_protocol: haproxy runs without send-proxy-v2, and the ban through the balancer is not checked")
+		}
 		// The lease ends with the ban (5s): the source is let in again.
 		eventually(t, 15*time.Second, "the ban to expire at instance 3", func() bool {
 			c, err := dial(f.addr("SOCKS_3"), "carol", "carol-pw-1", dest, attacker)

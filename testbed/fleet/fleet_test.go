@@ -330,3 +330,18 @@ func waitClosed(c net.Conn, limit time.Duration) error {
 func execCommand(name string, args ...string) ([]byte, error) {
 	return exec.Command(name, args...).CombinedOutput()
 }
+
+// metrics returns instance i's /metrics page.
+func (f *fleet) metrics(t *testing.T, i int) string {
+	t.Helper()
+	resp, err := http.Get("http://" + f.addr(fmt.Sprintf("METRICS_%d", i)) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

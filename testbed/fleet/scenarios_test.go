@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +257,15 @@ func TestFleet(t *testing.T) {
 			return f.stat(t, a1, "store_connected") == 1 && f.stat(t, a3, "store_connected") == 1
 		})
 		t.Logf("instances reconnected %s after etcd restarted", took)
+		metrics := f.metrics(t, 1)
+		for _, key := range []string{"store_connected", "store_revision", "store_errors", "store_conflicts", "store_bad_values"} {
+			if !regexp.MustCompile(`socks5d_stat\{[^}]*key="` + key + `"[^}]*\} `).MatchString(metrics) {
+				t.Errorf("/metrics lacks the store's health %s", key)
+			}
+		}
+		if !regexp.MustCompile(`socks5d_stat\{[^}]*key="store_connected"[^}]*\} 1\n`).MatchString(metrics) {
+			t.Error("/metrics does not say the store is connected again")
+		}
 		eventually(t, 10*time.Second, "ADD accepted again", func() bool {
 			return do(t, a1, "ADD BASIC", "USER erin", "PASS erin-pw-1").OK
 		})

@@ -62,6 +62,7 @@ func startEtcd(t *testing.T) string {
 	}
 }
 
+// freePort returns a loopback address nothing listens on (now).
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

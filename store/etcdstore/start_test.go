@@ -2,25 +2,12 @@ package etcdstore
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/socks5d/socks5d/core"
 )
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // etcd unreachable at start: refused without a copy in data_dir, served
 // from the copy when there is one.
@@ -31,7 +18,7 @@ func TestStartWithEtcdDown(t *testing.T) {
 
 func startWithEtcdDown(t *testing.T, user, pass string) {
 	dir := t.TempDir()
-	cfg := core.StoreConfig{Kind: "etcd", Endpoints: []string{closedPort(t)}, Prefix: "/socks5d/", DialTimeout: 300 * time.Millisecond, Username: user, Password: pass}
+	cfg := core.StoreConfig{Kind: "etcd", Endpoints: []string{freePort(t)}, Prefix: "/socks5d/", DialTimeout: 300 * time.Millisecond, Username: user, Password: pass}
 	s, err := Open(cfg, dir, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@
 # It writes DIR/ports.env (ETCD, FRONT, SOCKS_i, PCTP_i, METRICS_i,
 # HAPROXY_STATS), DIR/<name>.pid and DIR/<name>.cmd for etcd, haproxy and
 # socks5d-i (so a test can stop one and start it again with the same
-# command), then DIR/ready, and waits until SIGTERM/SIGINT, when it stops
-# everything it started. Admin user: admin / admin-secret (PCTP).
+# command), then DIR/ready, and waits until SIGTERM/SIGINT (or until the
+# process that started it is gone), when it stops everything it started. Admin user: admin / admin-secret (PCTP).
 # haproxy sends PROXY protocol v2 (send-proxy-v2) and every socks5d trusts
 # it (socks.proxy_protocol.trusted: 127.0.0.1, haproxy's source) when the
 # socks5d binary knows that setting; FLEET_PROXY_PROTOCOL=0/1 forces it.
@@ -189,4 +189,7 @@ done
 sleep 1
 touch "$dir/ready"
 echo "fleet: $n instances behind 127.0.0.1:$front (etcd 127.0.0.1:$etcd_port; files in $dir)" >&2
-while true; do sleep 1 & wait $! || true; done
+# Until a signal, or until the process that started the bed is gone (a
+# test binary that was killed): nothing of the bed outlives it.
+parent=$PPID
+while kill -0 "$parent" 2>/dev/null; do sleep 1 & wait $! || true; done

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/socks5d/socks5d/middleware"
 )
@@ -52,6 +53,24 @@ type StoreEvent struct {
 // and /metrics): connected, last revision applied, errors.
 type StoreStats interface {
 	Stats() []middleware.Stat
+}
+
+// storeCatchUp bounds how long a change refused by a conflict waits for
+// this instance to apply the other instance's write before it is made once
+// more (changeRebased); a watch delivers within milliseconds.
+const storeCatchUp = 2 * time.Second
+
+// waitRevision waits until this instance has applied a shared store
+// revision newer than base, at most limit; it reports whether it did.
+func (r *Runtime) waitRevision(base int64, limit time.Duration) bool {
+	const step = 10 * time.Millisecond
+	for range int(limit / step) {
+		if r.rev.Load() > base {
+			return true
+		}
+		time.Sleep(step)
+	}
+	return r.rev.Load() > base
 }
 
 // Revision returns the shared store's revision this instance last applied

@@ -54,13 +54,14 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	if rt.Revision() != 6 || ms.st.Users["carol"].Hash == "" {
 		t.Fatalf("revision %d, stored %+v", rt.Revision(), ms.st.Users)
 	}
-	// Another instance wrote meanwhile: this one's base is stale.
+	// Another instance wrote meanwhile: this one's base is stale. A list
+	// edit (by position) is refused, and takes no effect.
 	ms.rev = 9
-	if err := rt.AddUser("dave", "secret", middleware.RoleBasic); !errors.Is(err, ErrStoreConflict) {
-		t.Fatalf("AddUser on a stale base = %v, want ErrStoreConflict", err)
+	if err := rt.InsertItem("test.list.items", 0, "b"); !errors.Is(err, ErrStoreConflict) {
+		t.Fatalf("a list edit on a stale base = %v, want ErrStoreConflict", err)
 	}
-	if _, ok := rt.Login("dave", "secret"); ok {
-		t.Fatal("a refused change took effect")
+	if items, _ := rt.Items("test.list.items"); len(items) != 1 {
+		t.Fatalf("a refused change took effect: %v", items)
 	}
 	// The watch brings revision 9: carol gone (deleted elsewhere), erin
 	// added, a setting changed.
@@ -129,5 +130,48 @@ func TestSharedStoreReset(t *testing.T) {
 	rt.applyStoreEvent(StoreEvent{State: restored, Revision: 7, Reset: true})
 	if !rt.Snapshot().Users.Has("erin") || rt.Revision() != 7 {
 		t.Fatalf("Reset: erin %v, revision %d", rt.Snapshot().Users.Has("erin"), rt.Revision())
+	}
+}
+
+// rebasing is a memShared whose first SaveChange finds that another
+// instance wrote first, and whose watch then delivers that write.
+type rebasing struct {
+	memShared
+	rt    *Runtime
+	other *State
+	tries int
+}
+
+func (m *rebasing) SaveChange(prev, next *State, base int64) (int64, error) {
+	m.tries++
+	if m.tries == 1 {
+		m.st, m.rev = m.other.clone(), m.rev+1
+		go m.rt.ApplyState(m.other.clone(), m.rev) // the watch, a moment later
+		return 0, ErrStoreConflict
+	}
+	return m.memShared.SaveChange(prev, next, base)
+}
+
+// A setting changed while another instance changed another one: the
+// change is made again on top of the other's, and both hold.
+func TestSharedStoreChangeRebased(t *testing.T) {
+	rt, err := NewRuntime(persistConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newState()
+	other.Settings["socks.linger"] = "7s"
+	ms := &rebasing{memShared: memShared{st: newState(), rev: 3}, rt: rt, other: other}
+	if _, err := rt.UseStore(ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Set("socks.idle_timeout", "1m"); err != nil {
+		t.Fatalf("Set after another instance's write: %v", err)
+	}
+	if ms.tries != 2 || ms.st.Settings["socks.linger"] != "7s" || ms.st.Settings["socks.idle_timeout"] != "1m0s" {
+		t.Fatalf("tries %d, stored %v", ms.tries, ms.st.Settings)
+	}
+	if s := rt.Snapshot().Settings; s.Linger.String() != "7s" || s.IdleTimeout.String() != "1m0s" {
+		t.Errorf("live settings: linger %s idle %s", s.Linger, s.IdleTimeout)
 	}
 }

@@ -444,7 +444,7 @@ func (r *Runtime) Set(key, value string) error {
 		if err != nil {
 			return err
 		}
-		return r.change(func(dr *Draft, st *State) error {
+		return r.changeRebased(func(dr *Draft, st *State) error {
 			*e.field(&dr.Settings) = d
 			st.Settings[key] = d.String()
 			return nil
@@ -463,7 +463,7 @@ func (r *Runtime) Set(key, value string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name == name {
 				d.Chain[i].Config[sub] = v
@@ -490,7 +490,7 @@ func (r *Runtime) Users() []middleware.User { return r.snap.Load().Users.List() 
 
 // AddUser adds a user that can authenticate at once.
 func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		if err := d.AddUser(name, password, role); err != nil {
 			return err
 		}
@@ -502,7 +502,7 @@ func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
 // DeleteUser removes a user: new sessions are refused at once and the
 // user's open sessions are closed.
 func (r *Runtime) DeleteUser(name string) error {
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		e := d.users.m[name]
 		if err := d.DeleteUser(name); err != nil {
 			return err

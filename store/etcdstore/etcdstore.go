@@ -298,7 +298,7 @@ func (s *Store) SaveChange(prev, next *core.State, base int64) (int64, error) {
 	bad := s.badErr
 	s.badMu.Unlock()
 	if bad != nil {
-		return 0, fmt.Errorf("%w: this instance refused the store's latest state (%w); fix or delete that key first", core.ErrStoreConflict, bad)
+		return 0, fmt.Errorf("this instance refused the store's latest state (%w); fix or delete that key first", bad)
 	}
 	if s.fromCache.Load() && base == 0 {
 		return 0, fmt.Errorf("%w: etcd at %s has not answered since start (serving the copy in data_dir)", core.ErrStoreUnavailable, s.endpoints)

@@ -129,6 +129,8 @@ chain:
   - use: auth
     max_failures: 3
     ban: 5s
+  - use: filter
+    default: allow
   - use: accounting
   - use: metrics
   - use: connlog

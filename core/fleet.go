@@ -158,14 +158,17 @@ func (r *Runtime) applyState(st *State, rev int64, reset bool) error {
 
 // KillUser closes every open connection of a user on this instance and
 // returns how many; with a shared store it also asks every other instance
-// to close theirs (a failure to ask is logged: the local ones are closed
-// all the same).
+// to close theirs. That request goes on its own goroutine, so an
+// unreachable store never holds the admin's reply; a failure is logged
+// (the local sessions are closed all the same).
 func (r *Runtime) KillUser(name string) int {
 	n := r.killUserHere(name)
 	if ss := r.sharedStore(); ss != nil {
-		if err := ss.KillUser(name); err != nil {
-			r.logger.Error("KILL USER could not reach the other instances", "user", name, "error", err)
-		}
+		go func() {
+			if err := ss.KillUser(name); err != nil {
+				r.logger.Error("KILL USER could not reach the other instances", "user", name, "error", err)
+			}
+		}()
 	}
 	return n
 }

@@ -13,14 +13,14 @@ import (
 type memShared struct {
 	st     *State
 	rev    int64
-	kills  []string
+	killed chan string
 	events chan StoreEvent
 }
 
 func (m *memShared) Load() (*State, error)                { return m.st.clone(), nil }
 func (m *memShared) Save(*State) error                    { return errors.New("not used") }
 func (m *memShared) LoadRevision() (*State, int64, error) { return m.st.clone(), m.rev, nil }
-func (m *memShared) KillUser(name string) error           { m.kills = append(m.kills, name); return nil }
+func (m *memShared) KillUser(name string) error           { m.killed <- name; return nil }
 func (m *memShared) SaveChange(prev, next *State, base int64) (int64, error) {
 	if base != m.rev {
 		return 0, ErrStoreConflict
@@ -44,7 +44,7 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := &memShared{st: newState(), rev: 5}
+	ms := &memShared{st: newState(), rev: 5, killed: make(chan string, 1)}
 	if _, err := rt.UseStore(ms); err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,8 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	}
 	// KILL USER goes to the store too; events apply through FollowStore.
 	rt.KillUser("erin")
-	if len(ms.kills) != 1 || ms.kills[0] != "erin" {
-		t.Errorf("KillUser did not reach the store: %v", ms.kills)
+	if got := <-ms.killed; got != "erin" {
+		t.Errorf("KillUser reached the store with %q", got)
 	}
 	ms.events = make(chan StoreEvent)
 	ctx, cancel := context.WithCancel(context.Background())

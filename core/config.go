@@ -51,6 +51,8 @@ type Config struct {
 	Metrics MetricsConfig `koanf:"metrics"`
 	Log     LogConfig     `koanf:"log"`
 	Users   []UserConfig  `koanf:"users"`
+	// Store is where administrative changes are kept (store_config.go).
+	Store StoreConfig `koanf:"store"`
 	// Chain is the ordered middleware chain (the `chain:` list).
 	Chain []StageConfig `koanf:"-"`
 }
@@ -161,7 +163,7 @@ func defaults() map[string]any {
 	for i, t := range types {
 		chain[i] = map[string]any{"use": t}
 	}
-	return map[string]any{
+	m := map[string]any{
 		"socks.address":           "0.0.0.0",
 		"socks.port":              1080,
 		"socks.handshake_timeout": "10s",
@@ -188,6 +190,8 @@ func defaults() map[string]any {
 		"socks.udp.max_associations": 1024,
 		"socks.udp.per_user":         32,
 	}
+	storeDefaults(m)
+	return m
 }
 
 // LoadOptions are the sources of a configuration above the built-in
@@ -369,6 +373,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return err
+	}
+	if err := c.Store.validate(); err != nil {
 		return err
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {

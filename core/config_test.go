@@ -125,6 +125,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "malformed yaml", yaml: "socks: [\n", want: "proxy.yaml"},
 		{name: "bad -u", opts: LoadOptions{Users: []string{"nopassword"}}, want: "-u"},
 		{name: "missing file", opts: LoadOptions{File: "/nonexistent/proxy.yaml"}, want: "/nonexistent/proxy.yaml"},
+		{name: "bad store kind", yaml: "store: {kind: redis}\n", want: "store.kind"},
+		{name: "etcd without endpoints", yaml: "store: {kind: etcd}\n", want: "store.endpoints"},
+		{name: "bad etcd endpoint", yaml: "store: {kind: etcd, endpoints: [\"nohost\"]}\n", want: "store.endpoints[0]"},
+		{name: "bad store prefix", yaml: "store: {kind: etcd, endpoints: [\"127.0.0.1:2379\"], prefix: socks5d}\n", want: "store.prefix"},
+		{name: "etcd user without password", yaml: "store: {kind: etcd, endpoints: [\"127.0.0.1:2379\"], username: u}\n", want: "store.username"},
 		{name: "bad env", opts: LoadOptions{Environ: []string{"SOCKS5D_SOCKS__PORT=x"}}, want: "socks.port"},
 	}
 	for _, tt := range tests {
@@ -419,7 +424,7 @@ func TestLoadConfigUnknownKeyNamesKnown(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"socks:\n  bind:\n    timout: 5s\n", `socks.bind: unknown key "timout" (known: address, timeout)`},
 		{"users:\n  - {name: a, password: b, role: basic}\n  - {name: c, pass: d}\n", `users[1]: unknown key "pass" (known: name, password, role)`},
-		{"sock: {}\n", `unknown top-level key "sock" (known: chain, data_dir, instance_name, log, metrics, pctp, socks, users)`},
+		{"sock: {}\n", `unknown top-level key "sock" (known: chain, data_dir, instance_name, log, metrics, pctp, socks, store, users)`},
 	} {
 		err := loadErr(t, LoadOptions{File: writeFile(t, tt.yaml)})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

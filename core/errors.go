@@ -97,3 +97,17 @@ var (
 	// errShort: the buffer holds only part of a message (internal).
 	errShort = errors.New("core: short message")
 )
+
+// Shared store sentinels (fleet.go).
+var (
+	// ErrStoreConflict: another instance changed what a change touches
+	// since the revision this instance had applied; nothing was written,
+	// and the change may be retried once the instance has caught up.
+	ErrStoreConflict = errors.New("core: conflict in the shared store")
+	// ErrStoreUnavailable: the shared store cannot be reached; nothing was
+	// written.
+	ErrStoreUnavailable = errors.New("core: shared store unavailable")
+	// ErrStoreValue: a value in the shared store does not parse; the
+	// instance keeps its last good state.
+	ErrStoreValue = errors.New("core: bad value in the shared store")
+)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -18,7 +19,14 @@ import (
 // in the chain). A state that cannot be read or applied is an error and
 // leaves the runtime as it was.
 func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
-	st, err := store.Load()
+	var st *State
+	var rev int64
+	ss, shared := store.(SharedStore)
+	if shared {
+		st, rev, err = ss.LoadRevision()
+	} else {
+		st, err = store.Load()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +40,10 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 		return nil, fmt.Errorf("%w: the saved state cannot be applied: %w", ErrState, err)
 	}
 	r.store, r.state = store, st
+	if shared {
+		r.rev.Store(rev)
+		r.fleet.Store(&fleetRef{store: ss})
+	}
 	r.install(s)
 	r.stateLoaded.Store(true)
 	return skipped, nil
@@ -41,21 +53,50 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 // of the state, the result is compiled, the state saved, and only then the
 // new snapshot installed.
 func (r *Runtime) change(fn func(*Draft, *State) error) error {
+	_, err := r.changeOnce(fn)
+	return err
+}
+
+// changeRebased is change for a change whose meaning does not depend on
+// the state it was made on (set a setting, add or delete a user by name):
+// when a shared store refuses it because another instance wrote first, it
+// waits (at most storeCatchUp) for this instance to apply that write and
+// makes the change once more on top of it. A list edit, which names items
+// by position, is never made again on a list that changed.
+func (r *Runtime) changeRebased(fn func(*Draft, *State) error) error {
+	base, err := r.changeOnce(fn)
+	if !errors.Is(err, ErrStoreConflict) || !r.waitRevision(base, storeCatchUp) {
+		return err
+	}
+	_, err = r.changeOnce(fn)
+	return err
+}
+
+// changeOnce is change; it also returns the shared store's revision the
+// change was based on.
+func (r *Runtime) changeOnce(fn func(*Draft, *State) error) (base int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	base = r.rev.Load()
 	st := r.state.clone()
 	s, err := r.commit(fn, st)
 	if err != nil {
-		return err
+		return base, err
 	}
-	if r.store != nil {
+	if ss := r.sharedStore(); ss != nil {
+		rev, err := ss.SaveChange(r.state, st, base)
+		if err != nil {
+			return base, fmt.Errorf("the change was not saved, so it was not made: %w", err)
+		}
+		r.rev.Store(rev)
+	} else if r.store != nil {
 		if err := r.store.Save(st); err != nil {
-			return fmt.Errorf("the change was not saved, so it was not made: %w", err)
+			return base, fmt.Errorf("the change was not saved, so it was not made: %w", err)
 		}
 	}
 	r.state = st
 	r.install(s)
-	return nil
+	return base, nil
 }
 
 // ReopenFiles asks every stage of the live chain that appends to a file

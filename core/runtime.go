@@ -99,6 +99,13 @@ type Runtime struct {
 	// Both change only under mu.
 	store Store
 	state *State
+	// cfg is the configuration in force (NewRuntime, Reload), which a
+	// shared store's state is laid over; it changes only under mu.
+	cfg *Config
+	// rev is the shared store's revision applied (written under mu);
+	// fleet is the shared store, set once by UseStore.
+	rev   atomic.Int64
+	fleet atomic.Pointer[fleetRef]
 
 	sessions sessionTable
 	nextID   atomic.Uint64
@@ -124,6 +131,8 @@ type Runtime struct {
 	isLocal func(netip.Addr) (bool, error)
 	// dataDir is the configuration's data directory, for stages.
 	dataDir string
+	// bans is the fleet's ban board handed to stages (SetBanBoard).
+	bans middleware.BanBoard
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
 	// udp holds the UDP associations' limits and counters; bindRefused
@@ -151,6 +160,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		connLog: logger.Named("socks"),
 		shared:  middleware.NewShared(),
 		dataDir: cfg.DataDir,
+		cfg:     cfg,
 	}
 	r.sessions.init()
 	dialer := &net.Dialer{Control: r.control, KeepAliveConfig: cfg.SOCKS.KeepAliveConfig()}
@@ -232,6 +242,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			Shared:  r.shared,
 			Users:   liveUsers{rt: r, draft: d.users},
 			DataDir: r.dataDir,
+			Bans:    r.bans,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
@@ -256,16 +267,24 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 // and the configuration's users (users added at run time stay). Listener
 // addresses change only with a restart. A failed reload changes nothing.
 func (r *Runtime) Reload(cfg *Config) error {
-	return r.Update(func(d *Draft) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, err := r.commit(func(d *Draft, _ *State) error {
 		d.Settings = settingsOf(cfg)
 		d.Chain = cloneChain(cfg.Chain)
 		if err := d.users.setConfigured(cfg.Users); err != nil {
 			return err
 		}
-		// What administrators changed stays changed (r.mu is held).
+		// What administrators changed stays changed.
 		_, err := r.state.apply(d)
 		return err
-	})
+	}, nil)
+	if err != nil {
+		return err
+	}
+	r.cfg = cfg
+	r.install(s)
+	return nil
 }
 
 func settingsOf(cfg *Config) Settings {
@@ -356,7 +375,7 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 	if snap := r.snap.Load(); snap != nil && len(snap.Settings.ProxyTrusted) > 0 || r.proxy.seen() {
 		out = r.proxy.stats(out)
 	}
-	return r.commandStats(out)
+	return r.storeStats(r.commandStats(out))
 }
 
 // checkStatKeys refuses stages of which two, or one and the engine, would
@@ -425,7 +444,7 @@ func (r *Runtime) Set(key, value string) error {
 		if err != nil {
 			return err
 		}
-		return r.change(func(dr *Draft, st *State) error {
+		return r.changeRebased(func(dr *Draft, st *State) error {
 			*e.field(&dr.Settings) = d
 			st.Settings[key] = d.String()
 			return nil
@@ -444,7 +463,7 @@ func (r *Runtime) Set(key, value string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		for i := range d.Chain {
 			if d.Chain[i].Name == name {
 				d.Chain[i].Config[sub] = v
@@ -471,7 +490,7 @@ func (r *Runtime) Users() []middleware.User { return r.snap.Load().Users.List() 
 
 // AddUser adds a user that can authenticate at once.
 func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		if err := d.AddUser(name, password, role); err != nil {
 			return err
 		}
@@ -483,7 +502,7 @@ func (r *Runtime) AddUser(name, password string, role middleware.Role) error {
 // DeleteUser removes a user: new sessions are refused at once and the
 // user's open sessions are closed.
 func (r *Runtime) DeleteUser(name string) error {
-	return r.change(func(d *Draft, st *State) error {
+	return r.changeRebased(func(d *Draft, st *State) error {
 		e := d.users.m[name]
 		if err := d.DeleteUser(name); err != nil {
 			return err

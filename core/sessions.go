@@ -138,8 +138,9 @@ func (r *Runtime) Kill(id uint64) error {
 	return nil
 }
 
-// KillUser closes every open connection of a user and returns how many.
-func (r *Runtime) KillUser(name string) int {
+// killUserHere closes every open connection of a user on this instance
+// and returns how many.
+func (r *Runtime) killUserHere(name string) int {
 	n := 0
 	for _, id := range r.sessions.match(func(ls *liveSession) bool { return ls.user == name }) {
 		if r.sessions.kill(id, ErrKilled) {

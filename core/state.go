@@ -37,6 +37,9 @@ type StateUser struct {
 	Hash string `json:"hash"` // bcrypt
 }
 
+// NewState returns an empty state, as a store that holds nothing loads.
+func NewState() *State { return newState() }
+
 func newState() *State {
 	return &State{
 		Version:  stateVersion,
@@ -98,28 +101,33 @@ func parseState(data []byte, where string) (*State, error) {
 	if st.Lists == nil {
 		st.Lists = map[string][]any{}
 	}
-	return &st, st.valid(where)
+	return &st, st.valid("state file " + where)
 }
 
-// valid checks what Load read; where names the file.
+// Check checks a state read from a store the way Load checks the state
+// file: roles, names, hashes and engine settings. where names the source
+// in errors (a file, a store key). The error wraps ErrState.
+func (st *State) Check(where string) error { return st.valid(where) }
+
+// valid checks what Load read; where names the source.
 func (st *State) valid(where string) error {
 	for name, u := range st.Users {
 		if _, err := middleware.ParseRole(u.Role); err != nil {
-			return fmt.Errorf("%w: state file %s: user %q: role %q", ErrState, where, name, u.Role)
+			return fmt.Errorf("%w: %s: user %q: role %q", ErrState, where, name, u.Role)
 		}
 		if validCredential(name, "x") != nil || !IsBcryptHash(u.Hash) {
-			return fmt.Errorf("%w: state file %s: user %q: bad name or hash", ErrState, where, name)
+			return fmt.Errorf("%w: %s: user %q: bad name or hash", ErrState, where, name)
 		}
 	}
 	for _, name := range st.Deleted {
 		if validCredential(name, "x") != nil {
-			return fmt.Errorf("%w: state file %s: deleted_users: bad name %q", ErrState, where, name)
+			return fmt.Errorf("%w: %s: deleted_users: bad name %q", ErrState, where, name)
 		}
 	}
 	for key, v := range st.Settings {
 		if e, ok := findEngineSetting(key); ok {
 			if _, err := e.parseStored(v); err != nil {
-				return fmt.Errorf("%w: state file %s: settings: %w", ErrState, where, err)
+				return fmt.Errorf("%w: %s: settings: %w", ErrState, where, err)
 			}
 		}
 	}

@@ -37,6 +37,8 @@ type Params struct {
 	// DataDir is the server's data directory, where a stage keeps files
 	// (relative paths in its settings are relative to it).
 	DataDir string
+	// Bans is the fleet's shared ban board, nil on a single node.
+	Bans BanBoard
 }
 
 // Decode decodes p.Config into v (a pointer to a struct with json tags),

@@ -19,7 +19,7 @@ func liveCommands() []*command {
 		arg:      argNone,
 		reply:    replyMulti,
 		usage:    "SESSIONS",
-		help:     "The open connections: id user client destination up= down= age= idle= rate=",
+		help:     "This instance's open connections: id user client destination up= down= age= idle= rate=",
 		handle:   cmdSessions,
 	}, {
 		keywords: []string{"KILL"},
@@ -27,7 +27,7 @@ func liveCommands() []*command {
 		arg:      argRequired,
 		validate: validKill,
 		usage:    "KILL <id>|USER <name>",
-		help:     "Close a connection, or all of a user's, at once",
+		help:     "Close a connection here, or a user's on every instance sharing the store",
 		handle:   cmdKill,
 	}}
 }

@@ -35,7 +35,7 @@ func statsCommands() []*command {
 		validate: validStatsArg,
 		reply:    replyMulti,
 		usage:    "STATS [USER <name>]",
-		help:     "Server statistics, or one user's",
+		help:     "This instance's statistics, or one user's",
 		handle:   cmdStats,
 	}, {
 		keywords: []string{"LOGS"},
@@ -44,7 +44,7 @@ func statsCommands() []*command {
 		validate: validCount,
 		reply:    replyMulti,
 		usage:    "LOGS [N]",
-		help:     "The last N connection records, newest first (default 100)",
+		help:     "This instance's last N connection records, newest first (default 100)",
 		handle:   cmdLogs,
 	}}
 }

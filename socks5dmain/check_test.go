@@ -3,6 +3,7 @@ package socks5dmain
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,8 @@ func TestCheckRefusesWhatStartUpCannotUse(t *testing.T) {
 		{"listeners collide", []string{"-u", "a:b", "-l", "127.0.0.1", "-p", "9999", "-P", "9999"}, []string{"pctp.port", "socks.port"}},
 		{"password not a string", []string{"-c", writeConfig(t, "users:\n  - {name: alice, password: 0x10, role: admin}\n")}, []string{"users[0].password: must be a string; quote it"}},
 		{"state with trailing garbage", []string{"-c", garbage}, []string{statePath, "after the JSON object"}},
+		{"etcd unreachable and no copy", []string{"-c", writeConfig(t, lcAliceConfig+"store: {kind: etcd, endpoints: [\""+closedAddr(t)+"\"], dial_timeout: 200ms}\n")}, []string{"etcd unreachable at start and no local copy", "did not answer within 200ms"}},
+		{"store prefix", []string{"-c", writeConfig(t, lcAliceConfig+"store: {kind: etcd, endpoints: [\"127.0.0.1:2379\"], prefix: socks5d}\n")}, []string{"store.prefix", "starts and ends with /"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runCheck(t, tt.args...)
@@ -143,4 +146,15 @@ func TestPCTPRefusesWhatCannotHold(t *testing.T) {
 	if users := strings.Join(do(t, admin, "LIST").Lines, "\n"); !strings.Contains(users, "root") {
 		t.Errorf("LIST after a refused DEL:\n%s", users)
 	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -164,9 +163,15 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return usageError{err}
 	}
-	statePath := filepath.Join(cfg.DataDir, "state.json")
-	store := core.NewFileStore(statePath)
+	store, statePath, closeStore, err := openStore(cfg, logger, *check)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closeStore()
 	skipped, err := rt.UseStore(store)
+	if err == nil {
+		err = shareBans(rt, store)
+	}
 	if err != nil {
 		return usageError{err}
 	}
@@ -181,8 +186,10 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 
-	if err := store.RemoveStale(); err != nil {
-		logger.Warn("could not remove a temporary file left by an interrupted save", "error", err)
+	if fs, ok := store.(*core.FileStore); ok {
+		if err := fs.RemoveStale(); err != nil {
+			logger.Warn("could not remove a temporary file left by an interrupted save", "error", err)
+		}
 	}
 
 	// Signals are caught from before the listeners exist, so a signal sent
@@ -238,6 +245,7 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}()
 	}
 	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
+	go rt.FollowStore(serveCtx) // a shared store's changes, applied here
 	serve(serveCtx, "SOCKS", rt.ServeSOCKS, socksLn)
 	serve(serveCtx, "PCTP", admin.Serve, pctpLn)
 	// The metrics listener serves through the drain, so that /ready can

@@ -159,6 +159,7 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 			on:        cfg.MaxFailures > 0,
 			pol:       cfg.policy(),
 			guard:     middleware.Get(p.Shared, p.Name+".guard", newGuard),
+			board:     p.Bans,
 			log:       logger,
 		},
 		state: middleware.Get(p.Shared, p.Name, func() *counters { return new(counters) }),
@@ -221,7 +222,10 @@ type authenticator struct {
 	on        bool // the guard is on (max_failures > 0)
 	pol       policy
 	guard     *guard // never nil: kept for STATS even while off
-	log       hclog.Logger
+	// board shares bans with the other instances of a fleet; nil on a
+	// single node.
+	board middleware.BanBoard
+	log   hclog.Logger
 }
 
 // Accepts offers user/password when there is at least one user, and no
@@ -257,7 +261,7 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("auth: %w", err)
 	}
-	if a.on && a.guard.banned(a.client) {
+	if a.on && a.bannedHere() {
 		a.logFailure(user, true)
 		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrBanned, middleware.ErrBadCredentials)
 	}
@@ -279,6 +283,9 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 		f = a.guard.fail(a.client, a.pol)
 	}
 	a.logFailure(user, f.banned)
+	if f.newBan > 0 && a.board != nil {
+		a.board.Ban(middleware.ClientGroup(a.client), f.newBan)
+	}
 	if f.newBan > 0 {
 		a.log.Warn("address banned", "listener", "socks", "client_ip", a.client.String(),
 			"group", middleware.ClientGroup(a.client).String(), "for", f.newBan.String(),
@@ -288,6 +295,19 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrCheckBudget, middleware.ErrBadCredentials)
 	}
 	return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)
+}
+
+// bannedHere reports whether the client is banned by this instance's
+// guard or by a ban another instance of the fleet posted.
+func (a *clientAuth) bannedHere() bool {
+	if a.guard.banned(a.client) {
+		return true
+	}
+	if a.board != nil {
+		_, banned := a.board.Banned(a.client)
+		return banned
+	}
+	return false
 }
 
 // logFailure writes the one line per failed authentication that fail2ban

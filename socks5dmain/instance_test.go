@@ -28,10 +28,7 @@ func TestMetricsCarryInstanceName(t *testing.T) {
 		if !strings.Contains(s.log.String(), "instance="+want) {
 			t.Errorf("the start-up log does not name instance %s:\n%s", want, s.log)
 		}
-		m := metricsRE.FindStringSubmatch(s.log.String())
-		if m == nil {
-			t.Fatalf("no metrics address in the log:\n%s", s.log)
-		}
+		m := s.logged(t, metricsRE, "metrics address")
 		transfer(t, dialer(t, s.socks, "admin", "password"), 1<<10)
 		families := scrape(t, m[1])
 		samples := 0

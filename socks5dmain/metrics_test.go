@@ -25,10 +25,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	cfg := writeConfig(t, "metrics:\n  enabled: true\n  port: 0\n")
 	s = startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
-	m := metricsRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no metrics address in the log:\n%s", s.log)
-	}
+	m := s.logged(t, metricsRE, "metrics address")
 	if !strings.HasPrefix(m[1], "http://127.0.0.1:") {
 		t.Fatalf("metrics not on loopback by default: %s", m[1])
 	}
@@ -181,10 +178,7 @@ chain:
     name: b
 `)
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
-	m := metricsRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no metrics address in the log:\n%s", s.log)
-	}
+	m := s.logged(t, metricsRE, "metrics address")
 	transfer(t, dialer(t, s.socks, "admin", "password"), 1<<10)
 	admin := login(t, s.pctpAddr(t))
 	st := stats(t, admin)

@@ -301,10 +301,7 @@ func metricsServer(t *testing.T) (*server, string) {
 	t.Helper()
 	cfg := writeConfig(t, "metrics:\n  enabled: true\n  port: 0\n")
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
-	m := metricsRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no metrics address in the log:\n%s", s.log)
-	}
+	m := s.logged(t, metricsRE, "metrics address")
 	return s, m[1]
 }
 

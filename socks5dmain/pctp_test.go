@@ -25,11 +25,22 @@ var pctpRE = regexp.MustCompile(`PCTP admin listening(?:: address=|",.*"address"
 // pctpAddr is the admin address the server logged.
 func (s *server) pctpAddr(t *testing.T) string {
 	t.Helper()
-	m := pctpRE.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no PCTP address in the log:\n%s", s.log)
+	return s.logged(t, pctpRE, "PCTP address")[1]
+}
+
+// logged waits (up to 5 s) for a line of the server's log that re matches
+// and returns its submatches: the listeners are logged one after another,
+// so the SOCKS line startServer waited for may come before the others.
+func (s *server) logged(t *testing.T, re *regexp.Regexp, what string) []string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if m := re.FindStringSubmatch(s.log.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the log:\n%s", what, s.log)
+		}
 	}
-	return m[1]
 }
 
 // The transcripts of pctp/testdata/proxy run against the real proxy with

@@ -158,6 +158,11 @@ func (t *testIOSize) Settings() []middleware.Setting {
 	return []middleware.Setting{{Key: "size", Value: strconv.Itoa(t.size)}}
 }
 
+// Purpose declares size as the IO size.
+func (t *testIOSize) Purpose(p middleware.Purpose) (string, bool) {
+	return "size", p == middleware.PurposeIOSize
+}
+
 // testDial makes every dial fail with the configured error, and keeps
 // the errors next returned in the shared pool (see dialOutcomes).
 type testDial struct {

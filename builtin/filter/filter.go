@@ -94,6 +94,7 @@ var (
 	_ middleware.Tunable     = (*stage)(nil)
 	_ middleware.Editable    = (*stage)(nil)
 	_ middleware.Policy      = (*stage)(nil)
+	_ middleware.Purposeful  = (*stage)(nil)
 )
 
 // New builds the stage from p, resolving names with net.DefaultResolver.
@@ -204,6 +205,12 @@ func (st *stage) Settings() []middleware.Setting {
 		def = "allow"
 	}
 	return []middleware.Setting{{Key: "default", Value: def, Help: "action when no rule matches: allow or deny"}}
+}
+
+// Purpose implements middleware.Purposeful: the rules list is the
+// destination policy (PCTP's RULES without a stage name).
+func (st *stage) Purpose(p middleware.Purpose) (string, bool) {
+	return RulesKey, p == middleware.PurposeRules || p == middleware.PurposePolicy
 }
 
 // Items implements middleware.Editable for the key "rules": one line per

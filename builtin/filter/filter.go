@@ -163,7 +163,7 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 // such decision counts in the statistics, as does an address's.
 func (st *stage) Allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) (bool, int) {
 	q := queryOf(s, cmd, dest)
-	if q.name != "" && len(resolved) == 0 {
+	if q.Name != "" && len(resolved) == 0 {
 		denied, rule := st.policy.deniedName(&q)
 		if !denied {
 			return true, -1
@@ -251,5 +251,5 @@ func parseRule(text string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.spec.config(), nil
+	return r.config(), nil
 }

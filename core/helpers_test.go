@@ -25,6 +25,7 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.iosize", New: newTestIOSize})
 	middleware.Register(middleware.Info{Type: "test.dial", New: newTestDial})
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
+	middleware.Register(middleware.Info{Type: "test.first", New: newTestWrap, Before: []string{"test.wrap"}})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
 	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
 	middleware.Register(middleware.Info{Type: "test.stats", New: newTestStats})

@@ -27,6 +27,7 @@ func TestNewRuntimeErrors(t *testing.T) {
 		{"unknown stage type", testConfig(stage("nope")), `unknown stage type "nope" (known types:`},
 		{"stage rejects a key", testConfig(stage("test.auth", "anonymus", true)), "chain[0] (test.auth): middleware: unknown key \"anonymus\" (known: anonymous)"},
 		{"stage rejects a value", testConfig(stage("test.iosize", "size", "big")), "chain[0] (test.iosize)"},
+		{"order constraint", testConfig(stage("test.wrap"), stage("test.first")), `chain[1] (test.first): must come before every "test.wrap" stage`},
 		{"nobody can connect", &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth")}}, "nobody could use the proxy"},
 	}
 	for _, tt := range tests {
@@ -36,6 +37,9 @@ func TestNewRuntimeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+	if _, err := NewRuntime(testConfig(stage("test.first"), stage("test.wrap")), nil); err != nil {
+		t.Fatalf("test.first before test.wrap: %v", err)
 	}
 	// Anonymous access without users is a usable proxy.
 	cfg := &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth", "anonymous", true)}}

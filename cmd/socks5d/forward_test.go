@@ -361,4 +361,3 @@ func TestForwardUDPThroughUpstreamRefused(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

@@ -27,4 +27,3 @@ func TestQuoteValue(t *testing.T) {
 		}
 	}
 }
-

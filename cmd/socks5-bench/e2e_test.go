@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,6 +92,55 @@ func TestShortSocks5d(t *testing.T) {
 	}
 	rep := runShort(t, args...)
 	if rep.Servers[0].Name != "socks5d" {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}
+
+// frontConfig is socks5d's default chain with a forward stage that sends
+// everything through UPSTREAM (replaced at start), authenticating there
+// as the bench's user.
+const frontConfig = `chain:
+  - use: limits
+  - use: auth
+  - use: accounting
+  - use: metrics
+  - use: forward
+    rules:
+      - via: ["socks5://bench:bench-secret@UPSTREAM"]
+  - use: connlog
+  - use: iobuf
+`
+
+// frontTemplate starts socks5d as the front of a chain of two: its
+// configuration names the --upstream server's address.
+func frontTemplate(bin, dir string) string {
+	return `sh -c "sed s/UPSTREAM/{upstream}/ '` + filepath.Join(dir, "front.yaml") + `' > '` + filepath.Join(dir, "front", "proxy.yaml") +
+		`' && exec '` + bin + `' -c '` + filepath.Join(dir, "front", "proxy.yaml") + `' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}"`
+}
+
+// The upstream case: A is a chain of two socks5d (front → upstream), B
+// the upstream alone (one hop); A/B is the cost of the extra hop.
+func TestShortUpstreamChain(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build cmd/socks5d; skipping")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "socks5d")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/socks5d/socks5d/cmd/socks5d")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(frontConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "front"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rep := runShort(t, "--dir", dir,
+		"--upstream", "'"+bin+"' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}",
+		"--server", frontTemplate(bin, dir))
+	if len(rep.Servers) != 2 || !strings.HasSuffix(rep.Servers[1].Name, "(upstream, one hop)") {
 		t.Errorf("servers = %+v", rep.Servers)
 	}
 }

@@ -214,6 +214,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.vs != "" {
 		templates = append(templates, opt.vs)
 	}
+	// --upstream: started first; {upstream} is its address; without --vs
+	// it is B itself (the template "" below), one hop beside A's chain.
 	var extra []string
 	var up *server
 	if opt.upstream != "" {
@@ -328,7 +330,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	for _, e := range servers {
-		rep.Servers = append(rep.Servers, ServerInfo{Label: e.label, Name: e.name, Command: templates[e.label[0]-'a']})
+		cmd := templates[e.label[0]-'a']
+		if cmd == "" {
+			cmd = opt.upstream // B is the upstream
+		}
+		rep.Servers = append(rep.Servers, ServerInfo{Label: e.label, Name: e.name, Command: cmd})
 	}
 	failed := 0
 	for pi, ph := range phases {

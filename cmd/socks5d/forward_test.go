@@ -322,41 +322,43 @@ func TestForwardHTTPConnectUpstream(t *testing.T) {
 	}
 }
 
-// A UDP ASSOCIATE whose rule names an upstream is refused with 0x07 and a
-// log line saying why.
-func TestForwardUDPThroughUpstreamRefused(t *testing.T) {
+// A BIND or UDP ASSOCIATE whose rule names an upstream is refused with
+// 0x07 and a log line saying why.
+func TestForwardBindUDPThroughUpstreamRefused(t *testing.T) {
 	f, _ := forwardServer(t, "    rules:\n      - users: [admin]\n        via: [\"socks5://"+refusedPort(t)+"\"]\n")
-	c, err := net.DialTimeout("tcp", f.socks, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	read := func(n int) []byte {
-		t.Helper()
-		b := make([]byte, n)
-		if _, err := io.ReadFull(br, b); err != nil {
+	for _, cmd := range []byte{2, 3} { // BIND, UDP ASSOCIATE
+		c, err := net.DialTimeout("tcp", f.socks, 5*time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return b
-	}
-	_, _ = c.Write([]byte{5, 1, 2})
-	if m := read(2); m[1] != 2 {
-		t.Fatalf("method %v", m)
-	}
-	_, _ = c.Write(append(append([]byte{1, 5}, "admin"...), append([]byte{8}, "password"...)...))
-	if a := read(2); a[1] != 0 {
-		t.Fatalf("auth %v", a)
-	}
-	_, _ = c.Write([]byte{5, 3, 0, 1, 0, 0, 0, 0, 0, 0})
-	if r := read(4); r[1] != 0x07 {
-		t.Fatalf("UDP ASSOCIATE through an upstream: reply %#x, want 0x07", r[1])
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		read := func(n int) []byte {
+			t.Helper()
+			b := make([]byte, n)
+			if _, err := io.ReadFull(br, b); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		_, _ = c.Write([]byte{5, 1, 2})
+		if m := read(2); m[1] != 2 {
+			t.Fatalf("method %v", m)
+		}
+		_, _ = c.Write(append(append([]byte{1, 5}, "admin"...), append([]byte{8}, "password"...)...))
+		if a := read(2); a[1] != 0 {
+			t.Fatalf("auth %v", a)
+		}
+		_, _ = c.Write([]byte{5, cmd, 0, 1, 127, 0, 0, 1, 0, 9}) // 127.0.0.1:9
+		if r := read(4); r[1] != 0x07 {
+			t.Fatalf("command %d through an upstream: reply %#x, want 0x07", cmd, r[1])
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(f.log.String(), "command refused") {
+	for strings.Count(f.log.String(), "command refused") < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line for the refusal:\n%s", f.log)
+			t.Fatalf("no log line for each refusal:\n%s", f.log)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

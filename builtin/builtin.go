@@ -15,6 +15,7 @@ import (
 	_ "github.com/socks5d/socks5d/builtin/auth"
 	_ "github.com/socks5d/socks5d/builtin/connlog"
 	_ "github.com/socks5d/socks5d/builtin/filter"
+	_ "github.com/socks5d/socks5d/builtin/forward"
 	_ "github.com/socks5d/socks5d/builtin/iobuf"
 	_ "github.com/socks5d/socks5d/builtin/limits"
 	_ "github.com/socks5d/socks5d/builtin/metrics"

@@ -496,10 +496,10 @@ func ParseLevel(s string) (hclog.Level, error) {
 
 // stageKey splits a setting's key, "<stage name>.<key>", into the index of
 // the stage in chain and the stage's own key. Stage names may contain
-// dots: the key belongs to the longest stage name that prefixes it. When
-// no name matches, a stage type does (the first stage of that type), so
-// "iobuf.size" still finds an iobuf stage the operator renamed. The index
-// is -1 when nothing matches.
+// dots: the key belongs to the longest stage name that prefixes it. The
+// index is -1 when nothing matches. (An admin protocol that names a
+// setting by what it is for, as PCTP's CONFIG IO= does, asks
+// Runtime.Purpose for its key.)
 func stageKey(chain []StageConfig, key string) (int, string) {
 	at, sub := -1, ""
 	for i, st := range chain {
@@ -507,15 +507,7 @@ func stageKey(chain []StageConfig, key string) (int, string) {
 			at, sub = i, rest
 		}
 	}
-	if at >= 0 {
-		return at, sub
-	}
-	for i, st := range chain {
-		if rest, ok := strings.CutPrefix(key, st.Type+"."); ok {
-			return i, rest
-		}
-	}
-	return -1, ""
+	return at, sub
 }
 
 // KeepAliveConfig is socks.keepalive as the net package takes it, for the

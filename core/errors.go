@@ -53,6 +53,9 @@ var (
 	ErrOwnListener = errors.New("core: destination is one of this server's own listeners")
 	// ErrKilled: an administrator closed the session.
 	ErrKilled = errors.New("core: session killed by an administrator")
+	// ErrNoPurpose: no stage in the chain (or not the one named) declares
+	// a setting or list for the purpose asked (Runtime.Purpose).
+	ErrNoPurpose = errors.New("core: no stage serves that purpose")
 	// ErrNoSuchSession: KILL names no open session.
 	ErrNoSuchSession = errors.New("core: no such session")
 

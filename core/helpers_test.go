@@ -25,6 +25,7 @@ func init() {
 	middleware.Register(middleware.Info{Type: "test.iosize", New: newTestIOSize})
 	middleware.Register(middleware.Info{Type: "test.dial", New: newTestDial})
 	middleware.Register(middleware.Info{Type: "test.wrap", New: newTestWrap})
+	middleware.Register(middleware.Info{Type: "test.first", New: newTestWrap, Before: []string{"test.wrap"}})
 	middleware.Register(middleware.Info{Type: "test.panic", New: newTestPanic})
 	middleware.Register(middleware.Info{Type: "test.list", New: newTestList})
 	middleware.Register(middleware.Info{Type: "test.stats", New: newTestStats})
@@ -156,6 +157,11 @@ func (t *testIOSize) Wrap(next middleware.Handler) middleware.Handler {
 
 func (t *testIOSize) Settings() []middleware.Setting {
 	return []middleware.Setting{{Key: "size", Value: strconv.Itoa(t.size)}}
+}
+
+// Purpose declares size as the IO size.
+func (t *testIOSize) Purpose(p middleware.Purpose) (string, bool) {
+	return "size", p == middleware.PurposeIOSize
 }
 
 // testDial makes every dial fail with the configured error, and keeps

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"syscall"
@@ -83,6 +84,21 @@ func (r *Runtime) control(_, address string, _ syscall.RawConn) error {
 	}
 	if ap, err := netip.ParseAddrPort(address); err == nil && p.covers(ap) {
 		return &middleware.ReplyError{Code: middleware.ReplyNotAllowed, Err: ErrOwnListener}
+	}
+	return nil
+}
+
+// controlContext is the base dialer's ControlContext: the protection
+// check, then the SocketControls a stage put on the dial's ctx (an egress
+// stage's local address or interface).
+func (r *Runtime) controlContext(ctx context.Context, network, address string, c syscall.RawConn) error {
+	if err := r.control(network, address, c); err != nil {
+		return err
+	}
+	for _, f := range middleware.SocketControls(ctx) {
+		if err := f(ctx, network, address, c); err != nil {
+			return err
+		}
 	}
 	return nil
 }

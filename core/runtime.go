@@ -163,7 +163,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		cfg:     cfg,
 	}
 	r.sessions.init()
-	dialer := &net.Dialer{Control: r.control, KeepAliveConfig: cfg.SOCKS.KeepAliveConfig()}
+	dialer := &net.Dialer{ControlContext: r.controlContext, KeepAliveConfig: cfg.SOCKS.KeepAliveConfig()}
 	if !dialer.KeepAliveConfig.Enable {
 		dialer.KeepAlive = -1 // off, as net.Dialer spells it
 	}
@@ -230,10 +230,16 @@ func (r *Runtime) install(s *Snapshot) {
 // backwards around the terminal handler.
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
+	present := map[string]bool{} // stage types so far
 	for i, st := range d.Chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
 			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
+		}
+		for _, dep := range info.Before {
+			if present[dep] {
+				return nil, fmt.Errorf("chain[%d] (%s): must come before every %q stage", i, st.Name, dep)
+			}
 		}
 		mw, err := info.New(middleware.Params{
 			Name:    st.Name,
@@ -247,6 +253,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
 		}
+		present[st.Type] = true
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
 	}
 	if err := r.checkStatKeys(s.Stages); err != nil {

@@ -27,6 +27,7 @@ func TestNewRuntimeErrors(t *testing.T) {
 		{"unknown stage type", testConfig(stage("nope")), `unknown stage type "nope" (known types:`},
 		{"stage rejects a key", testConfig(stage("test.auth", "anonymus", true)), "chain[0] (test.auth): middleware: unknown key \"anonymus\" (known: anonymous)"},
 		{"stage rejects a value", testConfig(stage("test.iosize", "size", "big")), "chain[0] (test.iosize)"},
+		{"order constraint", testConfig(stage("test.wrap"), stage("test.first")), `chain[1] (test.first): must come before every "test.wrap" stage`},
 		{"nobody can connect", &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth")}}, "nobody could use the proxy"},
 	}
 	for _, tt := range tests {
@@ -36,6 +37,9 @@ func TestNewRuntimeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+	if _, err := NewRuntime(testConfig(stage("test.first"), stage("test.wrap")), nil); err != nil {
+		t.Fatalf("test.first before test.wrap: %v", err)
 	}
 	// Anonymous access without users is a usable proxy.
 	cfg := &Config{SOCKS: testConfig().SOCKS, Chain: []StageConfig{stage("test.auth", "anonymous", true)}}
@@ -370,19 +374,39 @@ func TestEngineSettings(t *testing.T) {
 	}
 }
 
-// A setting may be named by the stage's type when the operator renamed the
-// stage (PCTP's CONFIG IO= names iobuf.size whatever the stage is called).
-func TestSettingByType(t *testing.T) {
+// The IO size is found by what it is for, whatever the stage is called
+// (PCTP's CONFIG IO=); a chain without such a stage says so, and a stage's
+// type is not a name for its settings.
+func TestPurpose(t *testing.T) {
 	io := stage("test.iosize", "size", 5000)
 	io.Name = "buffers"
-	rt, err := NewRuntime(testConfig(stage("test.auth"), io), nil)
+	rt, err := NewRuntime(testConfig(stage("test.auth"), io, stage("test.list", "items", []any{"a"})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("test.iosize.size", "7000"); err != nil {
+	key, err := rt.Purpose(middleware.PurposeIOSize, "")
+	if err != nil || key != "buffers.size" {
+		t.Fatalf("Purpose(io-size) = %q, %v", key, err)
+	}
+	if err := rt.Set(key, "7000"); err != nil {
 		t.Fatal(err)
 	}
 	if got := setting(rt, "buffers.size"); got != "7000" {
 		t.Fatalf("buffers.size = %q", got)
+	}
+	if err := rt.Set("test.iosize.size", "7000"); !errors.Is(err, ErrUnknownSetting) {
+		t.Fatalf("Set by type: %v, want ErrUnknownSetting", err)
+	}
+	for _, tc := range []struct {
+		p     middleware.Purpose
+		stage string
+	}{
+		{middleware.PurposePolicy, ""},          // nobody declares it
+		{middleware.PurposeIOSize, "test.list"}, // that stage does not
+		{middleware.PurposeIOSize, "nosuch"},    // no such stage
+	} {
+		if key, err := rt.Purpose(tc.p, tc.stage); !errors.Is(err, ErrNoPurpose) {
+			t.Errorf("Purpose(%s, %q) = %q, %v; want ErrNoPurpose", tc.p, tc.stage, key, err)
+		}
 	}
 }

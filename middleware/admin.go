@@ -22,4 +22,7 @@ type SessionInfo struct {
 	// Rate is bytes per second both ways, over the time since the
 	// previous listing (or since the start).
 	Rate float64
+	// Egress is which way the connection left (Session.Egress), "" before
+	// it dialed or when no egress stage said.
+	Egress string
 }

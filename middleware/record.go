@@ -29,6 +29,9 @@ type Record struct {
 	// "timeout", ...). The stage that keeps the record sets it from the
 	// error next returned; RecordOf leaves it empty.
 	Reason string
+	// Egress is which way the connection left (Session.Egress), "" when
+	// no egress stage said.
+	Egress string
 }
 
 // RecordOf returns the record of a finished session.
@@ -49,6 +52,7 @@ func RecordOf(s *Session) Record {
 		Duration:  s.Duration(),
 		Up:        up,
 		Down:      down,
+		Egress:    s.Egress(),
 	}
 }
 

@@ -16,6 +16,11 @@ type Info struct {
 	// effects beyond reading p.Shared: it is called again on every change of
 	// the live configuration.
 	New func(p Params) (Middleware, error)
+	// Before lists stage types that must not appear earlier in the chain
+	// when this one is present (checked when the chain is built): forward
+	// comes before filter, so that the policy's dialer wraps the egress
+	// dialer and decides first.
+	Before []string
 	// Doc is a one-line description, shown in errors and help.
 	Doc string
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -86,6 +87,24 @@ type Session struct {
 	// End is when the connection finished (fact, set before the terminal
 	// handler returns).
 	End time.Time
+
+	// egress is which way the connection left; see SetEgress.
+	egress atomic.Pointer[string]
+}
+
+// SetEgress records which way the connection leaves the server (fact, set
+// by an egress stage when it dials): "direct", "bind=127.0.0.2",
+// "via=socks5://up:***@127.0.0.1:1081", never with a password. SESSIONS
+// and the connection records show it. It is safe to call while other
+// goroutines read it.
+func (s *Session) SetEgress(e string) { s.egress.Store(&e) }
+
+// Egress returns what SetEgress recorded, "" when no stage did.
+func (s *Session) Egress() string {
+	if e := s.egress.Load(); e != nil {
+		return *e
+	}
+	return ""
 }
 
 // Bytes returns the bytes relayed so far in both directions.
@@ -136,6 +155,39 @@ func (s *Session) Duration() time.Duration {
 // errors.Is and errors.As finding what the Dialer wrapped.
 type Dialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// NameDialer is implemented by a Dialer that may hand a host name to an
+// upstream proxy unresolved (the upstream resolves it, as curl's
+// --socks5-hostname does). A policy dialer wrapping it asks before it
+// resolves a name itself: when DialsName is true, it decides on the name
+// alone and passes host:port on as it is.
+type NameDialer interface {
+	Dialer
+	// DialsName reports whether a dial of address (host:port, host a
+	// name) would be handed to an upstream unresolved.
+	DialsName(network, address string) bool
+}
+
+// SocketControl is called on an outbound socket after it is created and
+// before it connects, as net.Dialer's ControlContext is: an egress stage
+// uses it to bind the socket to a local address or an interface.
+type SocketControl func(ctx context.Context, network, address string, c syscall.RawConn) error
+
+type socketControlKey struct{}
+
+// WithSocketControl returns ctx carrying f, for a dial through the
+// Session's Dialer: the engine's own dialer calls every SocketControl the
+// dial's ctx carries, in the order they were added, after its own checks.
+func WithSocketControl(ctx context.Context, f SocketControl) context.Context {
+	prev := SocketControls(ctx)
+	return context.WithValue(ctx, socketControlKey{}, append(prev[:len(prev):len(prev)], f))
+}
+
+// SocketControls returns the SocketControls ctx carries.
+func SocketControls(ctx context.Context) []SocketControl {
+	fs, _ := ctx.Value(socketControlKey{}).([]SocketControl)
+	return fs
 }
 
 // Admission is what a stage installs (on Session.Admissions) to admit or

@@ -41,6 +41,11 @@ type Admin interface {
 	// keeps numbers for that user.
 	UserStats(name string) (stats []middleware.Stat, ok bool)
 
+	// Purpose returns the key ("<stage>.<key>") of the setting or list
+	// that serves p (middleware.Purposeful): with stage "", the first
+	// stage in chain order that declares it, else the stage of that name.
+	// The error says why none does.
+	Purpose(p middleware.Purpose, stage string) (string, error)
 	// Items returns a list setting ("filter.rules"), one line per item.
 	Items(key string) ([]string, error)
 	// InsertItem parses text as an item and inserts it as item pos

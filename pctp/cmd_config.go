@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
-// IOSetting is the setting CONFIG IO=<bytes> changes.
-const IOSetting = "iobuf.size"
+// CONFIG IO= changes the setting a stage declares for
+// middleware.PurposeIOSize (iobuf's size), whatever the stage is called.
 
 // ioMinimum is the smallest IO size. PCTP.md: "Values below 4096 are raised
 // to 4096", so CONFIG IO= raises a smaller value and says so in its reply;
@@ -67,10 +69,14 @@ func cmdConfig(_ context.Context, s *session, arg string) reply {
 			v = strconv.Itoa(ioMinimum)
 			msg += " to " + v + " (the minimum)"
 		}
-		if err := admin.Set(IOSetting, v); err != nil {
+		key, err := admin.Purpose(middleware.PurposeIOSize, "")
+		if err == nil {
+			err = admin.Set(key, v)
+		}
+		if err != nil {
 			return fail("Cannot set IO buffers size: " + err.Error())
 		}
-		s.log.Info("setting changed", "key", IOSetting, "value", v)
+		s.log.Info("setting changed", "key", key, "value", v)
 		return ok(msg)
 	}
 	settings := admin.Settings()

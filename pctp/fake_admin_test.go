@@ -22,6 +22,8 @@ type fakeAdmin struct {
 	settings []middleware.Setting
 	logins   int
 	rules    []string
+	// forward is a second rules list, of a stage named forward.
+	forward []string
 	// slow makes each Login take that long, as bcrypt does, so that
 	// logins overlap.
 	slow time.Duration
@@ -41,6 +43,7 @@ var (
 	errFakeBadUser     = errors.New("core: bad user name or password")
 	errFakeUnknownSett = errors.New("core: unknown setting")
 	errFakeBadValue    = errors.New("middleware: bad value")
+	errFakeNoPurpose   = errors.New("core: no stage serves that purpose")
 )
 
 // newFakeAdmin has one user, admin/password, as the report's transcripts.
@@ -211,38 +214,77 @@ func (f *fakeAdmin) UserStats(name string) ([]middleware.Stat, bool) {
 	return []middleware.Stat{{Key: "connections", Value: 3}, {Key: "bytes_up", Value: 300}}, true
 }
 
+// Purpose finds the IO size and the rules lists as core does: the policy
+// is filter's list, and the stages filter and forward have rules.
+func (f *fakeAdmin) Purpose(p middleware.Purpose, stage string) (string, error) {
+	switch {
+	case p == middleware.PurposeIOSize && stage == "":
+		for _, st := range f.settings {
+			if st.Key == "iobuf.size" {
+				return st.Key, nil
+			}
+		}
+	case p == middleware.PurposePolicy && stage == "",
+		p == middleware.PurposeRules && stage == "filter":
+		return "filter.rules", nil
+	case p == middleware.PurposeRules && stage == "forward":
+		return "forward.rules", nil
+	}
+	return "", errFakeNoPurpose
+}
+
+// list returns the list key; f.mu is held.
+func (f *fakeAdmin) list(key string) (*[]string, error) {
+	switch key {
+	case "filter.rules":
+		return &f.rules, nil
+	case "forward.rules":
+		return &f.forward, nil
+	}
+	return nil, errors.New("no such list")
+}
+
 func (f *fakeAdmin) Items(key string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if key != "filter.rules" {
-		return nil, errors.New("no such list")
+	l, err := f.list(key)
+	if err != nil {
+		return nil, err
 	}
-	return append([]string{}, f.rules...), nil
+	return append([]string{}, *l...), nil
 }
 
 func (f *fakeAdmin) InsertItem(key string, pos int, text string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !strings.HasPrefix(text, "allow") && !strings.HasPrefix(text, "deny") {
+	rules, err := f.list(key)
+	if err != nil {
+		return err
+	}
+	if key == "filter.rules" && !strings.HasPrefix(text, "allow") && !strings.HasPrefix(text, "deny") {
 		return errors.New("a rule starts with allow or deny")
 	}
-	if pos < 0 || pos > len(f.rules)+1 {
-		return fmt.Errorf("%w: %s: position %d is out of range 1..%d", errFakeBadValue, key, pos, len(f.rules)+1)
+	if pos < 0 || pos > len(*rules)+1 {
+		return fmt.Errorf("%w: %s: position %d is out of range 1..%d", errFakeBadValue, key, pos, len(*rules)+1)
 	}
 	i := pos - 1
 	if pos == 0 {
-		i = len(f.rules)
+		i = len(*rules)
 	}
-	f.rules = append(f.rules[:i], append([]string{text}, f.rules[i:]...)...)
+	*rules = append((*rules)[:i], append([]string{text}, (*rules)[i:]...)...)
 	return nil
 }
 
 func (f *fakeAdmin) DeleteItem(key string, index int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if index < 1 || index > len(f.rules) {
+	rules, err := f.list(key)
+	if err != nil {
+		return err
+	}
+	if index < 1 || index > len(*rules) {
 		return errors.New("no such rule")
 	}
-	f.rules = append(f.rules[:index-1], f.rules[index:]...)
+	*rules = append((*rules)[:index-1], (*rules)[index:]...)
 	return nil
 }

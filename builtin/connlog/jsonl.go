@@ -43,6 +43,9 @@ type jsonLine struct {
 	// header; absent otherwise.
 	ViaIP   string `json:"via_ip,omitempty"`
 	ViaPort uint16 `json:"via_port,omitempty"`
+	// Egress is which way the connection left (the forward stage's
+	// choice); absent when no egress stage said.
+	Egress string `json:"egress,omitempty"`
 }
 
 // lineOf returns the line of a record.
@@ -60,6 +63,7 @@ func lineOf(r *middleware.Record) jsonLine {
 		Down:     r.Down,
 		Duration: math.Round(r.Duration.Seconds()*1e6) / 1e6,
 		Reason:   r.Reason,
+		Egress:   r.Egress,
 	}
 	if r.Client.IsValid() {
 		l.ClientIP = r.Client.Addr().Unmap().String()
@@ -99,6 +103,7 @@ func parseLine(b []byte) (middleware.Record, error) {
 		Command:   parseCommand(l.Command),
 		Duration:  time.Duration(math.Round(l.Duration*1e6)) * time.Microsecond,
 		Reason:    l.Reason,
+		Egress:    l.Egress,
 		Target:    middleware.Target{Port: l.Port},
 	}
 	if l.ClientIP != "" {

@@ -26,7 +26,9 @@ var _ middleware.Dialer = (*dialer)(nil)
 // DialContext checks address (host:port, as the client asked: an address
 // or a name) against the policy and dials it with the inner Dialer if it
 // is allowed. A name is resolved here, every address is checked, and the
-// addresses are dialed in order, as IP:port, until one connects. A refusal
+// addresses are dialed in order, as IP:port, until one connects; but when
+// the inner Dialer hands the name to an upstream proxy unresolved
+// (middleware.NameDialer), the name is decided alone and passed on. A refusal
 // is a *middleware.ReplyError with code ReplyNotAllowed wrapping a
 // *DeniedError; a failed lookup is a *net.DNSError.
 func (d *dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -45,7 +47,7 @@ func (d *dialer) DialContext(ctx context.Context, network, address string) (net.
 	dest := middleware.Target{Name: host, Port: uint16(port)}
 	q := queryOf(d.s, d.s.Command, dest)
 
-	if q.name == "" { // an address
+	if q.Name == "" { // an address
 		ok, rule := d.st.policy.decide(&q)
 		d.st.record(ok, rule)
 		if !ok {
@@ -57,6 +59,16 @@ func (d *dialer) DialContext(ctx context.Context, network, address string) (net.
 	if denied, rule := d.st.policy.deniedName(&q); denied {
 		d.st.record(false, rule) // refused whatever it resolves to: no lookup
 		return nil, d.deny(host, netip.Addr{}, rule)
+	}
+	if nd, ok := d.next.(middleware.NameDialer); ok && nd.DialsName(network, address) {
+		// An upstream resolves the name: it is decided by name alone (a
+		// CIDR entry cannot match it) and handed on unresolved.
+		ok, rule := d.st.policy.decide(&q)
+		d.st.record(ok, rule)
+		if !ok {
+			return nil, d.deny(host, netip.Addr{}, rule)
+		}
+		return d.next.DialContext(ctx, network, address)
 	}
 	addrs, err := d.resolve(ctx, lookup, host)
 	if err != nil {

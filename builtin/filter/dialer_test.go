@@ -600,3 +600,33 @@ func TestDialDeniedNameBehindAddressDeny(t *testing.T) {
 		t.Errorf("lookups %q, want %q", got, want)
 	}
 }
+
+// nameDialer is an inner dialer that hands names to an upstream
+// (middleware.NameDialer), as the forward stage's does for its rules.
+type nameDialer struct{ fakeDialer }
+
+func (d *nameDialer) DialsName(_, address string) bool { return strings.HasSuffix(address, ".test:80") }
+
+// A name the inner dialer hands to an upstream is decided by name alone,
+// never looked up, and passed on unresolved; a CIDR cannot allow it.
+func TestNameForAnUpstream(t *testing.T) {
+	res := &fakeResolver{table: map[string][]string{"a.up.test": {"127.0.0.1"}}}
+	mw := build(t, map[string]any{"default": "deny", "rules": rules(
+		map[string]any{"action": "deny", "dest": []any{"bad.up.test"}},
+		map[string]any{"action": "allow", "dest": []any{"*.up.test"}},
+		map[string]any{"action": "allow", "dest": []any{"10.0.0.0/8"}},
+	)}, res)
+	d := &nameDialer{}
+	if out := serve(t, mw, d, name("a.up.test", 80)); out.err != nil {
+		t.Fatalf("allowed name: %v", out.err)
+	}
+	wantDenied(t, serve(t, mw, d, name("bad.up.test", 80)), 0, "")
+	// Only a CIDR could allow it, and the name is never resolved here.
+	wantDenied(t, serve(t, mw, &nameDialer{}, name("other.test", 80)), -1, "")
+	if got := res.lookups(); len(got) != 0 {
+		t.Errorf("lookups %q, want none", got)
+	}
+	if got := d.dialed; !slices.Equal(got, []string{"a.up.test:80"}) {
+		t.Errorf("dialed %q, want the name unresolved", got)
+	}
+}

@@ -94,6 +94,7 @@ var (
 	_ middleware.Tunable     = (*stage)(nil)
 	_ middleware.Editable    = (*stage)(nil)
 	_ middleware.Policy      = (*stage)(nil)
+	_ middleware.Purposeful  = (*stage)(nil)
 )
 
 // New builds the stage from p, resolving names with net.DefaultResolver.
@@ -162,7 +163,7 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 // such decision counts in the statistics, as does an address's.
 func (st *stage) Allowed(s *middleware.Session, cmd middleware.Command, dest middleware.Target, resolved []netip.Addr) (bool, int) {
 	q := queryOf(s, cmd, dest)
-	if q.name != "" && len(resolved) == 0 {
+	if q.Name != "" && len(resolved) == 0 {
 		denied, rule := st.policy.deniedName(&q)
 		if !denied {
 			return true, -1
@@ -206,6 +207,12 @@ func (st *stage) Settings() []middleware.Setting {
 	return []middleware.Setting{{Key: "default", Value: def, Help: "action when no rule matches: allow or deny"}}
 }
 
+// Purpose implements middleware.Purposeful: the rules list is the
+// destination policy (PCTP's RULES without a stage name).
+func (st *stage) Purpose(p middleware.Purpose) (string, bool) {
+	return RulesKey, p == middleware.PurposeRules || p == middleware.PurposePolicy
+}
+
 // Items implements middleware.Editable for the key "rules": one line per
 // rule, in order, in the one-line syntax, ending with the rule's hits.
 func (st *stage) Items(key string) ([]string, bool) {
@@ -244,5 +251,5 @@ func parseRule(text string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.spec.config(), nil
+	return r.config(), nil
 }

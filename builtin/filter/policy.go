@@ -1,14 +1,12 @@
 package filter
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/socks5d/socks5d/builtin/internal/match"
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -37,124 +35,25 @@ type Rule struct {
 
 // PortSpec is one element of a rule's ports: a port number or a string
 // holding a number or a range "low-high".
-type PortSpec string
-
-// UnmarshalJSON accepts a number or a string; New validates it.
-func (ps *PortSpec) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*ps = PortSpec(s)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("%s is not a port or a port range", b)
-	}
-	*ps = PortSpec(n.String())
-	return nil
-}
-
-// The list keys of a rule, in the order Items prints them.
-const (
-	keyDest = iota
-	keyPorts
-	keyCommands
-	keyUsers
-	keyRoles
-	keySources
-	numKeys
-)
-
-var listKeys = [numKeys]string{"dest", "ports", "commands", "users", "roles", "sources"}
-
-// spec is a rule in canonical text: the action and each list's elements,
-// normalised (lowercased names, masked prefixes). A nil list is absent.
-type spec struct {
-	action string
-	lists  [numKeys][]string
-}
-
-// config returns the rule as the YAML shape: map[string]any with []any
-// lists; single ports are ints, ranges strings.
-func (sp spec) config() map[string]any {
-	m := map[string]any{"action": sp.action}
-	for k, list := range sp.lists {
-		if list == nil {
-			continue
-		}
-		vals := make([]any, len(list))
-		for i, v := range list {
-			vals[i] = v
-			if k == keyPorts {
-				if n, err := strconv.Atoi(v); err == nil {
-					vals[i] = n
-				}
-			}
-		}
-		m[listKeys[k]] = vals
-	}
-	return m
-}
-
-// Bits of rule.commands and rule.roles.
-const (
-	bitConnect uint8 = 1 << iota
-	bitBind
-	bitUDP
-)
-
-const (
-	bitBasic uint8 = 1 << iota
-	bitAdmin
-)
-
-func commandBit(c middleware.Command) uint8 {
-	switch c {
-	case middleware.CmdConnect:
-		return bitConnect
-	case middleware.CmdBind:
-		return bitBind
-	case middleware.CmdUDPAssociate:
-		return bitUDP
-	}
-	return 0
-}
-
-func roleBit(r middleware.Role) uint8 {
-	switch r {
-	case middleware.RoleBasic:
-		return bitBasic
-	case middleware.RoleAdmin:
-		return bitAdmin
-	}
-	return 0
-}
-
-type portRange struct{ lo, hi uint16 }
+type PortSpec = match.PortSpec
 
 // rule is a compiled Rule; it is immutable but for its hit counter, which
 // lives in the shared pool.
 type rule struct {
-	allow bool
-	spec  spec
-	text  string // spec as one line, without hits
-
-	hasDest   bool
-	hosts     []string       // exact names
-	wildcards []string       // "*.x" kept as ".x": names strictly below x
-	suffixes  []string       // ".x" kept as "x": x and the names below it
-	prefixes  []netip.Prefix // CIDRs and addresses, unmapped and masked
-
-	ports    []portRange    // nil: any
-	commands uint8          // 0: any
-	users    []string       // nil: any
-	roles    uint8          // 0: any
-	sources  []netip.Prefix // nil: any
+	allow  bool
+	action string // allow or deny
+	*match.Matcher
+	text string // the rule as one line, without hits
 
 	hits *atomic.Int64
+}
+
+// config returns the rule as the YAML shape: map[string]any with []any
+// lists; single ports are ints, ranges strings.
+func (r *rule) config() map[string]any {
+	m := map[string]any{"action": r.action}
+	r.Lists.Config(m)
+	return m
 }
 
 // compileRule decodes and validates one rule; where names it in errors
@@ -167,299 +66,29 @@ func compileRule(where string, m map[string]any) (*rule, error) {
 	r := &rule{}
 	switch strings.ToLower(rc.Action) {
 	case "allow":
-		r.allow, r.spec.action = true, "allow"
+		r.allow, r.action = true, "allow"
 	case "deny":
-		r.spec.action = "deny"
+		r.action = "deny"
 	case "":
 		return nil, fmt.Errorf("%w: %s.action: required (allow or deny)", middleware.ErrBadValue, where)
 	default:
 		return nil, fmt.Errorf("%w: %s.action: %q is not allow or deny", middleware.ErrBadValue, where, rc.Action)
 	}
-	ports := make([]string, len(rc.Ports))
-	for i, p := range rc.Ports {
-		ports[i] = string(p)
+	mt, err := match.Compile(where, match.Lists{rc.Dest, match.Strings(rc.Ports), rc.Commands, rc.Users, rc.Roles, rc.Sources})
+	if err != nil {
+		return nil, err
 	}
-	if rc.Ports == nil {
-		ports = nil
-	}
-	lists := [numKeys][]string{rc.Dest, ports, rc.Commands, rc.Users, rc.Roles, rc.Sources}
-	for k, list := range lists {
-		if list == nil {
-			continue
-		}
-		if len(list) == 0 {
-			return nil, fmt.Errorf("%w: %s.%s: empty list (leave the key out to match anything)", middleware.ErrBadValue, where, listKeys[k])
-		}
-		canon := make([]string, len(list))
-		for i, v := range list {
-			c, problem := r.add(k, v)
-			if problem != "" {
-				return nil, fmt.Errorf("%w: %s.%s[%d]: %q %s", middleware.ErrBadValue, where, listKeys[k], i, v, problem)
-			}
-			canon[i] = c
-		}
-		r.spec.lists[k] = canon
-	}
-	r.hasDest = rc.Dest != nil
-	r.text = formatSpec(r.spec)
+	r.Matcher = mt
+	r.text = formatRule(r)
 	return r, nil
 }
 
-// add compiles one element v of list k into r and returns its canonical
-// text, or what is wrong with it ("is not a ...").
-func (r *rule) add(k int, v string) (string, string) {
-	switch k {
-	case keyDest:
-		return r.addDest(v)
-	case keyPorts:
-		pr, canon, ok := parsePorts(v)
-		if !ok {
-			return "", "is not a port (0-65535) or a range (low-high)"
-		}
-		r.ports = append(r.ports, pr)
-		return canon, ""
-	case keyCommands:
-		c := strings.ToLower(v)
-		switch c {
-		case "connect":
-			r.commands |= bitConnect
-		case "bind":
-			r.commands |= bitBind
-		case "udp":
-			r.commands |= bitUDP
-		default:
-			return "", "is not a command (connect, bind, udp)"
-		}
-		return c, ""
-	case keyUsers:
-		if v == "" || len(v) > 255 {
-			return "", "is not a user name (1-255 octets)"
-		}
-		r.users = append(r.users, v)
-		return v, ""
-	case keyRoles:
-		role, err := middleware.ParseRole(v)
-		if err != nil {
-			return "", "is not a role (basic, admin)"
-		}
-		r.roles |= roleBit(role)
-		return strings.ToLower(v), ""
-	case keySources:
-		p, canon, ok := parseNet(v)
-		if !ok {
-			return "", "is not a CIDR or an IP address"
-		}
-		r.sources = append(r.sources, p)
-		return canon, ""
-	}
-	return "", "is not known"
-}
-
-func (r *rule) addDest(v string) (string, string) {
-	if p, canon, ok := parseNet(v); ok {
-		r.prefixes = append(r.prefixes, p)
-		return canon, ""
-	}
-	const bad = "is not a CIDR, IP, host name or wildcard"
-	name := normName(v)
-	switch {
-	case strings.HasPrefix(name, "*."):
-		if !validName(name[2:]) {
-			return "", bad
-		}
-		r.wildcards = append(r.wildcards, name[1:])
-	case strings.HasPrefix(name, "."):
-		if !validName(name[1:]) {
-			return "", bad
-		}
-		r.suffixes = append(r.suffixes, name[1:])
-	default:
-		if !validName(name) {
-			return "", bad
-		}
-		r.hosts = append(r.hosts, name)
-	}
-	return name, ""
-}
-
-// parseNet parses a CIDR or a single address into a prefix that matches
-// unmapped addresses, and its canonical text.
-func parseNet(v string) (netip.Prefix, string, bool) {
-	if strings.Contains(v, "/") {
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return netip.Prefix{}, "", false
-		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-		return p, p.String(), true
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, "", false
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), a.String(), true
-}
-
-// parsePorts parses "443" or "1-1023".
-func parsePorts(v string) (portRange, string, bool) {
-	lo, hi, isRange := strings.Cut(v, "-")
-	a, err := strconv.ParseUint(lo, 10, 16)
-	if err != nil {
-		return portRange{}, "", false
-	}
-	b := a
-	if isRange {
-		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
-			return portRange{}, "", false
-		}
-	}
-	pr := portRange{uint16(a), uint16(b)}
-	if a == b {
-		return pr, strconv.FormatUint(a, 10), true
-	}
-	return pr, strconv.FormatUint(a, 10) + "-" + strconv.FormatUint(b, 10), true
-}
-
-// normName lowercases a host name and drops one trailing dot.
-func normName(s string) string {
-	return strings.TrimSuffix(strings.ToLower(s), ".")
-}
-
-// validName reports whether s (lowercased) is a host name: dot-separated
-// labels of 1-63 letters, digits, '-' or '_', not starting or ending with
-// '-', at most 253 octets, and a last label that is not all digits (so a
-// malformed address such as 300.0.0.0 is not taken for a name).
-func validName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	labels := strings.Split(s, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
-}
-
 // query is one request as the rules see it.
-type query struct {
-	cmd    middleware.Command
-	user   string
-	role   middleware.Role
-	client netip.Addr // unmapped; invalid when unknown
-	port   uint16
-	name   string     // normalised; "" when the destination is an address
-	addr   netip.Addr // unmapped, without zone; invalid when not known
-}
+type query = match.Query
 
-// queryOf describes a request by s for dest. A name that is an IP literal
-// is taken as the address.
+// queryOf describes a request by s for dest.
 func queryOf(s *middleware.Session, cmd middleware.Command, dest middleware.Target) query {
-	q := query{cmd: cmd, port: dest.Port}
-	if s != nil {
-		q.user, q.role = s.User, s.Role
-		if s.Client.IsValid() {
-			q.client = s.Client.Addr().Unmap()
-		}
-	}
-	switch {
-	case dest.Addr.IsValid():
-		q.addr = normAddr(dest.Addr)
-	case dest.Name != "":
-		if a, err := netip.ParseAddr(dest.Name); err == nil {
-			q.addr = normAddr(a)
-		} else {
-			q.name = normName(dest.Name)
-		}
-	}
-	return q
-}
-
-func normAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
-
-// How a rule matched a query.
-type how uint8
-
-const (
-	noMatch   how = iota
-	matchAny      // the rule has no dest
-	matchName     // by a host, wildcard or suffix entry only
-	matchAddr     // by a CIDR or address entry
-	maybeAddr     // name known, address not yet: only the CIDRs could match
-)
-
-func (r *rule) match(q *query) how {
-	if !r.others(q) {
-		return noMatch
-	}
-	if !r.hasDest {
-		return matchAny
-	}
-	if q.addr.IsValid() {
-		for _, p := range r.prefixes {
-			if p.Contains(q.addr) {
-				return matchAddr
-			}
-		}
-	}
-	if q.name != "" {
-		if r.nameMatches(q.name) {
-			return matchName
-		}
-		if !q.addr.IsValid() && len(r.prefixes) > 0 {
-			return maybeAddr
-		}
-	}
-	return noMatch
-}
-
-// others matches every matcher but dest.
-func (r *rule) others(q *query) bool {
-	if r.commands != 0 && r.commands&commandBit(q.cmd) == 0 {
-		return false
-	}
-	if r.roles != 0 && r.roles&roleBit(q.role) == 0 {
-		return false
-	}
-	if r.users != nil && !slices.Contains(r.users, q.user) {
-		return false
-	}
-	if r.ports != nil && !slices.ContainsFunc(r.ports, func(pr portRange) bool { return pr.lo <= q.port && q.port <= pr.hi }) {
-		return false
-	}
-	if r.sources != nil && !slices.ContainsFunc(r.sources, func(p netip.Prefix) bool { return p.Contains(q.client) }) {
-		return false
-	}
-	return true
-}
-
-func (r *rule) nameMatches(name string) bool {
-	if slices.Contains(r.hosts, name) {
-		return true
-	}
-	for _, w := range r.wildcards { // ".x"
-		if len(name) > len(w) && strings.HasSuffix(name, w) {
-			return true
-		}
-	}
-	for _, s := range r.suffixes { // "x"
-		if name == s || strings.HasSuffix(name, s) && name[len(name)-len(s)-1] == '.' {
-			return true
-		}
-	}
-	return false
+	return match.QueryOf(s, cmd, dest)
 }
 
 // policy is the compiled rules list and default action; it is immutable.
@@ -483,13 +112,13 @@ type verdict struct {
 // (DNS rebinding).
 func (p *policy) decide(q *query) (bool, int) {
 	for i, r := range p.rules {
-		switch r.match(q) {
-		case noMatch, maybeAddr:
+		switch r.Match(q) {
+		case match.NoMatch, match.MaybeAddr:
 			continue
-		case matchName:
-			if r.allow && q.addr.IsValid() {
+		case match.MatchName:
+			if r.allow && q.Addr.IsValid() {
 				for j := i + 1; j < len(p.rules); j++ {
-					if p.rules[j].match(q) == matchAddr {
+					if p.rules[j].Match(q) == match.MatchAddr {
 						return p.rules[j].allow, j
 					}
 				}
@@ -504,16 +133,16 @@ func (p *policy) decide(q *query) (bool, int) {
 // refused if any address is. With no addresses, or when q is an address,
 // q is decided alone.
 func (p *policy) allowed(q query, addrs []netip.Addr) verdict {
-	if q.name == "" || len(addrs) == 0 {
+	if q.Name == "" || len(addrs) == 0 {
 		ok, i := p.decide(&q)
 		return verdict{allow: ok, rule: i}
 	}
 	v := verdict{rule: -2}
 	for _, a := range addrs {
-		q.addr = normAddr(a)
+		q.Addr = match.NormAddr(a)
 		ok, i := p.decide(&q)
 		if !ok {
-			return verdict{allow: false, rule: i, addr: q.addr}
+			return verdict{allow: false, rule: i, addr: q.Addr}
 		}
 		if v.rule == -2 {
 			v = verdict{allow: true, rule: i}
@@ -530,10 +159,10 @@ func (p *policy) allowed(q query, addrs []netip.Addr) verdict {
 // rule reported is then the one that refuses by name.
 func (p *policy) deniedName(q *query) (bool, int) {
 	for i, r := range p.rules {
-		switch r.match(q) {
-		case noMatch:
+		switch r.Match(q) {
+		case match.NoMatch:
 			continue
-		case maybeAddr:
+		case match.MaybeAddr:
 			if r.allow {
 				return false, 0
 			}

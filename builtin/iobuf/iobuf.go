@@ -48,6 +48,7 @@ type stage struct {
 var (
 	_ middleware.Middleware = (*stage)(nil)
 	_ middleware.Tunable    = (*stage)(nil)
+	_ middleware.Purposeful = (*stage)(nil)
 )
 
 // New builds the stage from p. It is registered as the "iobuf" type.
@@ -77,4 +78,10 @@ func (st *stage) Settings() []middleware.Setting {
 		Value: strconv.Itoa(st.size),
 		Help:  fmt.Sprintf("relay buffer size in bytes for new connections (%d..%d)", MinSize, MaxSize),
 	}}
+}
+
+// Purpose implements middleware.Purposeful: the size key is the IO size
+// (PCTP's CONFIG IO=).
+func (st *stage) Purpose(p middleware.Purpose) (string, bool) {
+	return "size", p == middleware.PurposeIOSize
 }

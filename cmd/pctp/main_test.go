@@ -35,6 +35,14 @@ func (a *admin) Items(string) ([]string, error)       { return nil, errors.New("
 func (a *admin) InsertItem(string, int, string) error { return errors.New("no such list") }
 func (a *admin) DeleteItem(string, int) error         { return errors.New("no such list") }
 
+// Purpose has the IO size only.
+func (a *admin) Purpose(p middleware.Purpose, stage string) (string, error) {
+	if p == middleware.PurposeIOSize && stage == "" {
+		return "iobuf.size", nil
+	}
+	return "", errors.New("no such purpose")
+}
+
 func (a *admin) Sessions() []middleware.SessionInfo {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -69,17 +70,8 @@ func TestShortMicrosocks(t *testing.T) {
 }
 
 func TestShortSocks5d(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build cmd/socks5d; skipping")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "socks5d")
-	build := exec.Command(goBin, "build", "-o", bin, "github.com/socks5d/socks5d/cmd/socks5d")
-	if out, err := build.CombinedOutput(); err != nil {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		t.Skipf("cmd/socks5d does not build yet (%v: %s); skipping the socks5d run", err, first)
-	}
+	bin := buildSocks5d(t, dir)
 	args := []string{
 		"--dir", dir,
 		"--server", "'" + bin + "' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}",
@@ -93,4 +85,61 @@ func TestShortSocks5d(t *testing.T) {
 	if rep.Servers[0].Name != "socks5d" {
 		t.Errorf("servers = %+v", rep.Servers)
 	}
+}
+
+// frontConfig is socks5d's default chain with a forward stage that sends
+// everything through UPSTREAM (replaced at start), authenticating there
+// as the bench's user.
+const frontConfig = `chain:
+  - use: limits
+  - use: auth
+  - use: accounting
+  - use: metrics
+  - use: forward
+    rules:
+      - via: ["socks5://bench:bench-secret@UPSTREAM"]
+  - use: connlog
+  - use: iobuf
+`
+
+// frontTemplate starts socks5d as the front of a chain of two: its
+// configuration names the --upstream server's address.
+func frontTemplate(bin, dir string) string {
+	return `sh -c "sed s/UPSTREAM/{upstream}/ '` + filepath.Join(dir, "front.yaml") + `' > '` + filepath.Join(dir, "front", "proxy.yaml") +
+		`' && exec '` + bin + `' -c '` + filepath.Join(dir, "front", "proxy.yaml") + `' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}"`
+}
+
+// The upstream case: A is a chain of two socks5d (front → upstream), B
+// the upstream alone (one hop); A/B is the cost of the extra hop.
+func TestShortUpstreamChain(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSocks5d(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(frontConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "front"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rep := runShort(t, "--dir", dir,
+		"--upstream", "'"+bin+"' -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}",
+		"--server", frontTemplate(bin, dir))
+	if len(rep.Servers) != 2 || !strings.HasSuffix(rep.Servers[1].Name, "(upstream, one hop)") {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}
+
+// buildSocks5d builds cmd/socks5d into dir and returns the binary's path.
+func buildSocks5d(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build cmd/socks5d; skipping")
+	}
+	bin := filepath.Join(dir, "socks5d")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/socks5d/socks5d/cmd/socks5d")
+	if out, err := build.CombinedOutput(); err != nil {
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		t.Skipf("cmd/socks5d does not build yet (%v: %s); skipping the socks5d run", err, first)
+	}
+	return bin
 }

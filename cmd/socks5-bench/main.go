@@ -55,6 +55,7 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	server, vs   string
+	upstream     string
 	user, pass   string
 	json         bool
 	short        bool
@@ -102,8 +103,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 Runs a SOCKS5 server (and with --vs a second one) from a command template
 and measures it against loopback targets, beside the same work done
-directly. Placeholders: {port} {port2} {user} {pass}. Setting a count or
-size to 0 skips that measurement.
+directly. Placeholders: {port} {port2} {user} {pass}, and {upstream}
+(host:port of the --upstream server). Setting a count or size to 0 skips
+that measurement.
 
 flags:
 `)
@@ -112,6 +114,7 @@ flags:
 	bulk := sizeFlag(1 << 30)
 	fs.StringVar(&o.server, "server", "", "command template of the server under test (A); must contain {port}")
 	fs.StringVar(&o.vs, "vs", "", "command template of a second server (B), measured in turns with A")
+	fs.StringVar(&o.upstream, "upstream", "", "command template of an upstream server started first; its address fills {upstream} in the other templates, and without --vs it is B itself (one hop, beside A's chain of two)")
 	fs.StringVar(&o.user, "user", "bench", "username for {user} and RFC 1929 auth; empty disables auth")
 	fs.StringVar(&o.pass, "pass", "bench-secret", "password for {pass}")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
@@ -211,15 +214,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.vs != "" {
 		templates = append(templates, opt.vs)
 	}
+	// --upstream: started first; {upstream} is its address; without --vs
+	// it is B itself (the template "" below), one hop beside A's chain.
+	var extra []string
+	var up *server
+	if opt.upstream != "" {
+		if up, err = startServer(ctx, opt.upstream, opt.user, opt.pass, opt.dir, opt.startTimeout); err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		defer up.stop()
+		progress("upstream = %s (pid %d) on %s", up.name, up.pid(), up.addr)
+		extra = []string{"upstream", up.addr}
+		if opt.vs == "" {
+			templates = append(templates, "") // B: the upstream, one hop
+		}
+	}
 	for i, tmpl := range templates {
 		label := string(rune('a' + i))
-		srv, err := startServer(ctx, tmpl, opt.user, opt.pass, opt.dir, opt.startTimeout)
-		if err != nil {
-			return fmt.Errorf("server %s: %w", label, err)
+		srv := up
+		if tmpl != "" {
+			if srv, err = startServer(ctx, tmpl, opt.user, opt.pass, opt.dir, opt.startTimeout, extra...); err != nil {
+				return fmt.Errorf("server %s: %w", label, err)
+			}
+			defer srv.stop()
 		}
-		defer srv.stop()
 		e := &endpoint{label: label, name: srv.name, proxy: srv.addr, user: opt.user, pass: opt.pass, srv: srv}
-		if i == 1 && e.name == servers[0].name {
+		if tmpl == "" {
+			e.name += " (upstream, one hop)"
+		} else if up != nil && i == 0 {
+			e.name += " (chain of two)"
+		} else if i == 1 && e.name == servers[0].name {
 			e.name += "#2"
 		}
 		progress("%s = %s (pid %d) on %s", e.label, e.name, srv.pid(), srv.addr)
@@ -306,7 +330,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	for _, e := range servers {
-		rep.Servers = append(rep.Servers, ServerInfo{Label: e.label, Name: e.name, Command: templates[e.label[0]-'a']})
+		cmd := templates[e.label[0]-'a']
+		if cmd == "" {
+			cmd = opt.upstream // B is the upstream
+		}
+		rep.Servers = append(rep.Servers, ServerInfo{Label: e.label, Name: e.name, Command: cmd})
 	}
 	failed := 0
 	for pi, ph := range phases {

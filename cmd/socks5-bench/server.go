@@ -142,17 +142,21 @@ func serverName(tmpl string) string {
 // startServer starts the server from its template in its own process
 // group, with its output in a temporary file, and waits until its port
 // accepts connections.
-func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time.Duration) (*server, error) {
+func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time.Duration, extra ...string) (*server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("picking a port: %w", err)
 	}
-	argv, err := expandTemplate(tmpl, map[string]string{
+	vars := map[string]string{
 		"port":  strconv.Itoa(ports[0]),
 		"port2": strconv.Itoa(ports[1]),
 		"user":  user,
 		"pass":  pass,
-	})
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		vars[extra[i]] = extra[i+1]
+	}
+	argv, err := expandTemplate(tmpl, vars)
 	if err != nil {
 		return nil, err
 	}

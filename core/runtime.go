@@ -337,8 +337,17 @@ func cloneStage(st StageConfig) StageConfig {
 // Login checks credentials for the admin port against the live table.
 // A wrong password costs one bcrypt comparison whether or not the user
 // exists; the admin port paces its own attempts.
+//
+// When a stage is a middleware.LoginSource (auth with a directory or a
+// hook), it checks the login, so the directory's ADMINs may log in too.
 func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
-	return r.snap.Load().Users.Verify(user, password, nil)
+	snap := r.snap.Load()
+	for _, st := range snap.Stages {
+		if src, ok := st.Middleware.(middleware.LoginSource); ok {
+			return src.Login(context.Background(), user, password)
+		}
+	}
+	return snap.Users.Verify(user, password, nil)
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain

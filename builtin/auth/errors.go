@@ -18,7 +18,7 @@ var (
 	// service account, a malformed answer. With on_error: deny (the
 	// default) the authentication fails with it, beside
 	// middleware.ErrBadCredentials.
-	ErrBackend = errors.New("auth: authentication backend unavailable")
+	ErrBackend = errors.New("auth: backend unavailable")
 	// ErrHookAnswer is wrapped, beside ErrBackend, when an HTTP hook's
 	// answer is not the JSON it should be.
 	ErrHookAnswer = errors.New("auth: malformed hook answer")

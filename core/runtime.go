@@ -133,6 +133,10 @@ type Runtime struct {
 	dataDir string
 	// bans is the fleet's ban board handed to stages (SetBanBoard).
 	bans middleware.BanBoard
+	// counters is where stages' counters persist (the store's, set by
+	// UseStore); memCounters holds them before that.
+	counters    atomic.Pointer[middleware.CounterStore]
+	memCounters memCounters
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
 	// udp holds the UDP associations' limits and counters; bindRefused
@@ -236,13 +240,14 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
 		}
 		mw, err := info.New(middleware.Params{
-			Name:    st.Name,
-			Config:  maps.Clone(st.Config),
-			Logger:  r.logger.Named("middleware." + st.Name),
-			Shared:  r.shared,
-			Users:   liveUsers{rt: r, draft: d.users},
-			DataDir: r.dataDir,
-			Bans:    r.bans,
+			Name:     st.Name,
+			Config:   maps.Clone(st.Config),
+			Logger:   r.logger.Named("middleware." + st.Name),
+			Shared:   r.shared,
+			Users:    liveUsers{rt: r, draft: d.users},
+			DataDir:  r.dataDir,
+			Bans:     r.bans,
+			Counters: runtimeCounters{rt: r},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
@@ -416,15 +421,20 @@ func (r *Runtime) Records(n int) []middleware.Record {
 	return nil
 }
 
-// UserStats returns one user's numbers from the first stage that keeps
-// them per user.
+// UserStats returns one user's numbers from every stage that keeps them
+// per user (metrics, quota), in chain order; ok is false when none has
+// numbers for the user.
 func (r *Runtime) UserStats(name string) ([]middleware.Stat, bool) {
+	var out []middleware.Stat
+	found := false
 	for _, st := range r.snap.Load().Stages {
 		if src, ok := st.Middleware.(middleware.UserStatsSource); ok {
-			return src.UserStats(name)
+			if stats, ok := src.UserStats(name); ok {
+				out, found = append(out, stats...), true
+			}
 		}
 	}
-	return nil, false
+	return out, found
 }
 
 // Settings lists the live settings: the engine's own (socks.*), then

@@ -136,41 +136,6 @@ func (f *FileCounters) Delete(prefix string) error {
 	return nil
 }
 
-// memCounters keeps counters in memory only, until a store is in use.
-type memCounters struct {
-	mu sync.Mutex
-	m  map[string]int64
-}
-
-func (c *memCounters) Add(key string, delta int64) (int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]int64{}
-	}
-	c.m[key] += delta
-	return c.m[key], nil
-}
-
-func (c *memCounters) Counters(prefix string) (map[string]int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int64{}
-	for k, v := range c.m {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
-		}
-	}
-	return out, nil
-}
-
-func (c *memCounters) Delete(prefix string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	maps.DeleteFunc(c.m, func(k string, _ int64) bool { return strings.HasPrefix(k, prefix) })
-	return nil
-}
-
 // countersFor returns where a store keeps counters: the store itself when
 // it is a middleware.CounterStore (a store shared by a fleet), the
 // counters file beside a FileStore's state file, else nil.

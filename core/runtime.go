@@ -136,7 +136,7 @@ type Runtime struct {
 	// counters is where stages' counters persist (the store's, set by
 	// UseStore); memCounters holds them before that.
 	counters    atomic.Pointer[middleware.CounterStore]
-	memCounters memCounters
+	memCounters middleware.MemCounters
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
 	// udp holds the UDP associations' limits and counters; bindRefused

@@ -1,5 +1,11 @@
 package middleware
 
+import (
+	"maps"
+	"strings"
+	"sync"
+)
+
 // CounterStore keeps named counters that outlive a restart: a quota
 // stage's bytes per user and period. It is the server's state store seen
 // from a stage (Params.Counters): the file store keeps them beside the
@@ -17,4 +23,45 @@ type CounterStore interface {
 	Counters(prefix string) (map[string]int64, error)
 	// Delete removes every counter whose key starts with prefix.
 	Delete(prefix string) error
+}
+
+// MemCounters is a CounterStore in memory, for a server without a state
+// store and for tests. The zero value is ready to use.
+type MemCounters struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+var _ CounterStore = (*MemCounters)(nil)
+
+// Add implements CounterStore.
+func (c *MemCounters) Add(key string, delta int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[key] += delta
+	return c.m[key], nil
+}
+
+// Counters implements CounterStore.
+func (c *MemCounters) Counters(prefix string) (map[string]int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Delete implements CounterStore.
+func (c *MemCounters) Delete(prefix string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	maps.DeleteFunc(c.m, func(k string, _ int64) bool { return strings.HasPrefix(k, prefix) })
+	return nil
 }

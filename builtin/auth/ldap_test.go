@@ -256,7 +256,7 @@ func TestLDAPCacheExpiry(t *testing.T) {
 	}
 	dir.Stop()
 	mustLogin(t, a, "carol", "carol-pw", middleware.RoleAdmin) // from the cache
-	refused(t, a, "carol", "carol-pw2", auth.ErrBackend)   // not cached: asks, the directory is down
+	refused(t, a, "carol", "carol-pw2", auth.ErrBackend)       // not cached: asks, the directory is down
 	if got := backendStat(t, mw, "auth_cache_hits"); got != 1 {
 		t.Errorf("auth_cache_hits = %d, want 1", got)
 	}

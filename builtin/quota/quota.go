@@ -89,16 +89,12 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	store := p.Counters
-	if store == nil {
-		store = &middleware.MemCounters{}
-	}
 	return &stage{
 		cfg:    cfg,
 		limit:  int64(cfg.PerUser),
 		period: per,
 		prefix: p.Name + "_",
-		usage:  middleware.Get(p.Shared, p.Name+".usage", func() *usage { return newUsage(store, logger, p.Name) }),
+		usage:  middleware.Get(p.Shared, p.Name+".usage", func() *usage { return newUsage(p.Counters, logger, p.Name) }),
 		log:    logger,
 		desc:   newDescs(p.Name),
 	}, nil

@@ -67,7 +67,15 @@ type account struct {
 
 func (a *account) used() int64 { return a.base.Load() + a.pending.Load() }
 
+// newUsage returns the state of the stage name; without a store (a
+// server that keeps none) the counts live in memory.
 func newUsage(store middleware.CounterStore, log hclog.Logger, name string) *usage {
+	if store == nil {
+		store = &middleware.MemCounters{}
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	return &usage{
 		now:    time.Now,
 		store:  store,

@@ -67,4 +67,3 @@ func cmdQuota(_ context.Context, s *session, arg string) reply {
 	}
 	return multi("Sending quotas...", lines)
 }
-

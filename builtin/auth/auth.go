@@ -142,6 +142,7 @@ var (
 	_ middleware.Tunable         = (*stage)(nil)
 	_ middleware.LoginSource     = (*stage)(nil)
 	_ middleware.Authenticator   = (*clientAuth)(nil)
+	_ middleware.ExternalUser    = (*clientAuth)(nil)
 )
 
 // New builds the stage from p. It is registered as the "auth" type.
@@ -201,7 +202,7 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 // backends, in the same order, without the per-client budget (the admin
 // port keeps its own).
 func (st *stage) Login(ctx context.Context, user, password string) (middleware.Role, bool) {
-	role, ok, _ := st.authn.decide(ctx, user, password, origin{listener: "pctp"}, nil)
+	role, _, ok, _ := st.authn.decide(ctx, user, password, origin{listener: "pctp"}, nil)
 	return role, ok
 }
 
@@ -290,7 +291,14 @@ func (a *authenticator) Accepts(m middleware.Method) bool {
 type clientAuth struct {
 	*authenticator
 	client netip.Addr
+	// external: the last successful Authenticate was decided by a remote
+	// backend. Written and read in the handshake goroutine.
+	external bool
 }
+
+// External implements middleware.ExternalUser: the user came from a
+// directory or a hook, not from the user table.
+func (a *clientAuth) External() bool { return a.external }
 
 // Authenticate refuses a banned client without checking the password;
 // otherwise it checks the credentials with the live user table. A wrong
@@ -319,8 +327,9 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 			return ok
 		}
 	}
-	role, ok, downErr := a.decide(ctx, user, password, origin{listener: "socks", client: a.client}, spend)
+	role, remote, ok, downErr := a.decide(ctx, user, password, origin{listener: "socks", client: a.client}, spend)
 	if ok {
+		a.external = remote
 		return role, nil
 	}
 	var f failure

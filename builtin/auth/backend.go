@@ -215,14 +215,17 @@ func buildBackends(list []BackendConfig, p middleware.Params) (chainConfig, erro
 // the user, one check against the local list's dummy hash makes the
 // failure cost what a wrong local password costs. downErr is the error of
 // a backend that could not answer and failed closed (on_error: deny).
-func (a *authenticator) decide(ctx context.Context, user, password string, from origin, spend func() bool) (role middleware.Role, ok bool, downErr error) {
+//
+// remote reports that a remote backend (or the cache of its answers)
+// accepted the user.
+func (a *authenticator) decide(ctx context.Context, user, password string, from origin, spend func() bool) (role middleware.Role, remote bool, ok bool, downErr error) {
 	bc := a.backends
 	if len(bc.remotes) == 0 { // the local list alone: as before backends
 		role, ok = a.users.Verify(user, password, spend)
-		return role, ok, nil
+		return role, false, ok, nil
 	}
 	if !middleware.ValidCredentialLength(password) || !middleware.ValidCredentialLength(user) {
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	lookup, canLookup := a.users.(middleware.UserLookup)
 	checked := false // a remote was asked: the failure has cost a check
@@ -232,16 +235,16 @@ func (a *authenticator) decide(ctx context.Context, user, password string, from 
 				continue
 			}
 			role, ok = a.users.Verify(user, password, spend)
-			return role, ok, nil
+			return role, false, ok, nil
 		}
 		r := bc.remotes[i]
 		if a.cacheTTL > 0 {
 			if role, from, hit := a.cache.get(user, password); hit && from == r.name {
-				return role, true, nil
+				return role, true, true, nil
 			}
 		}
 		if spend != nil && !spend() {
-			return 0, false, nil
+			return 0, false, false, nil
 		}
 		checked = true
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
@@ -252,7 +255,7 @@ func (a *authenticator) decide(ctx context.Context, user, password string, from 
 			if r.next {
 				continue
 			}
-			return 0, false, fmt.Errorf("backend %s: %w", r.name, err)
+			return 0, false, false, fmt.Errorf("backend %s: %w", r.name, err)
 		}
 		r.health.answered(a.log, r.name)
 		switch v {
@@ -260,14 +263,14 @@ func (a *authenticator) decide(ctx context.Context, user, password string, from 
 			if a.cacheTTL > 0 {
 				a.cache.put(user, password, role, r.name, a.cacheTTL)
 			}
-			return role, true, nil
+			return role, true, true, nil
 		case denyUser:
-			return 0, false, nil
+			return 0, false, false, nil
 		}
 	}
 	// Nobody knows the user: cost what a wrong local password costs.
 	if bc.local && !checked {
 		a.users.Verify(user, password, spend)
 	}
-	return 0, false, nil
+	return 0, false, false, nil
 }

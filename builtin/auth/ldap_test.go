@@ -150,10 +150,16 @@ func TestLDAPSearchThenBind(t *testing.T) {
 		map[string]any{"type": "local"},
 	}}, local, nil)
 	mustLogin(t, a, "bob", "bob-pw", middleware.RoleBasic)
+	if !a.(middleware.ExternalUser).External() {
+		t.Error("a directory user is not External: the engine would end the session as deleted")
+	}
 	mustLogin(t, a, "carol", "carol-pw", middleware.RoleAdmin)
 	refused(t, a, "bob", "carol-pw")
 	// Unknown to the directory: the next backend, the local list, decides.
 	mustLogin(t, a, "dave", "dave-pw", middleware.RoleBasic)
+	if a.(middleware.ExternalUser).External() {
+		t.Error("a local user is External")
+	}
 	refused(t, a, "dave", "wrong")
 	refused(t, a, "*", "x") // the name is filter-escaped: no wildcard match
 	if got := backendStat(t, mw, "auth_ldap_checks"); got != 6 {

@@ -11,9 +11,8 @@ import (
 // conn counts the bytes its user moves through the client connection, both
 // ways, and stops them at the quota: a Read asks for no more than what is
 // left, a Write writes no more than what is left. When the user reaches
-// the quota, every open connection of the user is closed. Before
-// authentication (the handshake) and for anonymous sessions it only passes
-// bytes through.
+// the quota, every open connection of the user is closed. During the
+// handshake and for anonymous sessions it only passes bytes through.
 type conn struct {
 	net.Conn
 	s   *middleware.Session
@@ -39,12 +38,14 @@ var (
 func (c *conn) Inner() net.Conn { return c.Conn }
 
 // account returns the user's account in the current period, or nil before
-// authentication and for anonymous sessions. The terminal handler sets
-// s.User before the relay starts, in the goroutine that does the
-// handshake reads, so reading it here is ordered after the write.
+// the reply to the request (the handshake) and for anonymous sessions. The
+// terminal handler sets s.User and s.ReplySent before the relay starts, in
+// the goroutine that does the handshake reads and writes, so reading them
+// here is ordered after the writes. The reply itself (10 to 22 bytes) is
+// counted: it is written after ReplySent is set.
 func (c *conn) account() *account {
-	if c.s.User == "" {
-		return nil
+	if c.s.User == "" || !c.s.ReplySent || c.s.Reply != middleware.ReplySucceeded {
+		return nil // the handshake, or a refusal (0x02 over quota) that must reach the client
 	}
 	u := c.st.usage
 	u.roll(c.st.period)

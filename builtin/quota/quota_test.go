@@ -3,6 +3,7 @@ package quota_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -155,9 +156,15 @@ func (b *bed) sessionOn(user string, server net.Conn, relay func(c net.Conn) err
 		s.User, s.AuthState, s.Command = user, middleware.AuthOK, middleware.CmdConnect
 		for _, a := range s.Admissions {
 			if err := a.Admit(ctx, s); err != nil {
+				// The engine sends the refusal through the wrapped conn.
+				s.Reply, s.ReplySent = middleware.ReplyNotAllowed, true
+				if _, werr := s.Conn.Write([]byte{5, 2, 0, 1, 0, 0, 0, 0, 0, 0}); werr != nil {
+					return fmt.Errorf("the refusal could not be sent: %w", werr)
+				}
 				return err
 			}
 		}
+		s.ReplySent = true
 		if relay == nil {
 			return nil
 		}

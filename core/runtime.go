@@ -257,7 +257,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	if err := r.checkStatKeys(s.Stages); err != nil {
 		return nil, err
 	}
-	if s.Users.Len() == 0 && !allowsAnonymous(s) {
+	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
 		return nil, ErrNobodyCanConnect
 	}
 	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(s.Stages)}
@@ -308,6 +308,17 @@ func settingsOf(cfg *Config) Settings {
 func allowsAnonymous(s *Snapshot) bool {
 	for _, st := range s.Stages {
 		if a, ok := st.Middleware.(middleware.AnonymousAccess); ok && a.AllowsAnonymous() {
+			return true
+		}
+	}
+	return false
+}
+
+// hasExternalUsers reports whether a stage accepts users from outside the
+// user table (auth with a directory or a hook).
+func hasExternalUsers(s *Snapshot) bool {
+	for _, st := range s.Stages {
+		if e, ok := st.Middleware.(middleware.ExternalSource); ok && e.HasExternalUsers() {
 			return true
 		}
 	}

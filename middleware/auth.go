@@ -30,6 +30,13 @@ type ExternalUser interface {
 	External() bool
 }
 
+// ExternalSource is implemented by an authentication stage that can
+// accept users from outside the user table (a directory, a hook). The
+// engine then accepts a configuration without users of its own.
+type ExternalSource interface {
+	HasExternalUsers() bool
+}
+
 // Credentials is the live user table as stages see it (Params.Users).
 // Every call reads the table in force at that moment, so a change of users
 // (a deletion, a new password) applies at once, also to connections

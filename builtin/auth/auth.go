@@ -141,6 +141,7 @@ var (
 	_ middleware.StatsSource     = (*stage)(nil)
 	_ middleware.Tunable         = (*stage)(nil)
 	_ middleware.LoginSource     = (*stage)(nil)
+	_ middleware.ExternalSource  = (*stage)(nil)
 	_ middleware.Authenticator   = (*clientAuth)(nil)
 	_ middleware.ExternalUser    = (*clientAuth)(nil)
 )
@@ -205,6 +206,10 @@ func (st *stage) Login(ctx context.Context, user, password string) (middleware.R
 	role, _, ok, _ := st.authn.decide(ctx, user, password, origin{listener: "pctp"}, nil)
 	return role, ok
 }
+
+// HasExternalUsers implements middleware.ExternalSource: users may come
+// from a directory or a hook.
+func (st *stage) HasExternalUsers() bool { return len(st.authn.backends.remotes) > 0 }
 
 // AllowsAnonymous implements middleware.AnonymousAccess.
 func (st *stage) AllowsAnonymous() bool { return st.authn.anonymous }

@@ -97,3 +97,33 @@ func TestHookUsersEndToEnd(t *testing.T) {
 		t.Errorf("a password reached the log:\n%s", p.log)
 	}
 }
+
+// A server whose users all come from a hook starts without users of its
+// own, and the hook's ADMIN administers it.
+func TestHookOnlyServerStarts(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if req["user"] == "erin" && req["password"] == "erin-pw" {
+			_, _ = w.Write([]byte(`{"result":"allow","role":"admin"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"result":"deny"}`))
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	cfg := "chain:\n  - use: auth\n    backends:\n      - type: http\n        url: " + hook.URL + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "proxy.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := persistStartIn(t, dir, "-c", "proxy.yaml")
+	c, err := pctp.Dial(t.Context(), p.pctp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("erin", "erin-pw"); err != nil {
+		t.Fatalf("PCTP login of the hook's ADMIN: %v", err)
+	}
+	do(t, c, "STATS")
+}

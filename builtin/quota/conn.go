@@ -2,6 +2,7 @@ package quota
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"sync/atomic"
 
@@ -68,6 +69,9 @@ func (c *conn) account() *account {
 // left is what the user may still move, and the error to end with when
 // nothing is left.
 func (c *conn) left(a *account) (int64, error) {
+	if c.st.limit == 0 {
+		return math.MaxInt64, nil // counting only
+	}
 	n := c.st.limit - a.used()
 	if n <= 0 {
 		c.reached(a)
@@ -92,7 +96,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	k, err := c.Conn.Read(p)
 	if k > 0 {
 		a.pending.Add(int64(k))
-		if a.used() >= c.st.limit {
+		if c.st.over(a.used()) {
 			c.reachedOthers(a)
 		}
 	}
@@ -127,7 +131,7 @@ func (c *conn) WriteProgress(p []byte, moved func(int)) (int, error) {
 	if err == nil && cut {
 		_, err = c.left(a)
 	}
-	if a.used() >= c.st.limit {
+	if c.st.over(a.used()) {
 		c.reachedOthers(a)
 	}
 	return k, err

@@ -29,7 +29,7 @@ func init() {
 // Config is the stage's entry in the chain list.
 type Config struct {
 	// PerUser is the bytes a user may move per period, both directions
-	// added up (required).
+	// added up; 0 (the default) counts without limiting.
 	PerUser middleware.Size `json:"per_user"`
 	// Period is day, week (from Monday), month or total (never resets).
 	Period string `json:"period"`
@@ -75,9 +75,6 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	if cfg.PerUser <= 0 {
-		return nil, fmt.Errorf("%w: key \"per_user\": a quota of at least 1 byte is required (e.g. per_user: 10GiB)", middleware.ErrBadValue)
-	}
 	per, err := parsePeriod(cfg.Period, cfg.TimeZone)
 	if err != nil {
 		return nil, err
@@ -122,7 +119,7 @@ func (st *stage) Admit(_ context.Context, s *middleware.Session) error {
 	st.usage.roll(st.period)
 	st.usage.ensureLoaded()
 	a, _ := st.usage.account(s.User)
-	if a.used() >= st.limit {
+	if st.over(a.used()) {
 		st.usage.refused.Add(1)
 		return &middleware.ReplyError{Code: middleware.ReplyNotAllowed,
 			Err: fmt.Errorf("user %q: %w (%d of %d bytes this period)", s.User, ErrQuotaReached, a.used(), st.limit)}
@@ -136,7 +133,7 @@ func (st *stage) Stats() []middleware.Stat {
 	accounts, _, _, _ := st.usage.list()
 	var over int64
 	for _, a := range accounts {
-		if a.used() >= st.limit {
+		if st.over(a.used()) {
 			over++
 		}
 	}
@@ -156,12 +153,18 @@ func (st *stage) UserStats(user string) ([]middleware.Stat, bool) {
 	st.usage.ensureLoaded()
 	a, _ := st.usage.account(user)
 	used := a.used()
-	return []middleware.Stat{
+	out := []middleware.Stat{
 		{Key: st.prefix + "used_bytes", Value: used},
 		{Key: st.prefix + "limit_bytes", Value: st.limit},
-		{Key: st.prefix + "left_bytes", Value: max(0, st.limit-used)},
-	}, true
+	}
+	if st.limit > 0 {
+		out = append(out, middleware.Stat{Key: st.prefix + "left_bytes", Value: max(0, st.limit-used)})
+	}
+	return out, true
 }
+
+// over reports whether a user who moved used bytes is at the quota.
+func (st *stage) over(used int64) bool { return st.limit > 0 && used >= st.limit }
 
 // Quotas implements middleware.QuotaKeeper: every user with a count this
 // period, by name.
@@ -192,7 +195,7 @@ func (st *stage) ResetQuota(user string) (bool, error) {
 // starts a new count).
 func (st *stage) Settings() []middleware.Setting {
 	return []middleware.Setting{
-		{Key: "per_user", Value: strconv.FormatInt(st.limit, 10), Help: "bytes a user may move per period, both directions"},
+		{Key: "per_user", Value: strconv.FormatInt(st.limit, 10), Help: "bytes a user may move per period, both directions (0: count only)"},
 		{Key: "period", Value: st.cfg.Period, Help: "day, week, month or total"},
 		{Key: "time_zone", Value: st.cfg.TimeZone, Help: "IANA time zone whose midnights start the periods"},
 	}

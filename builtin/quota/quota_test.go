@@ -29,8 +29,8 @@ func TestConfig(t *testing.T) {
 		{"minimal", map[string]any{"per_user": "10GiB"}, nil, ""},
 		{"all keys", map[string]any{"per_user": 1 << 20, "period": "week", "time_zone": "Europe/Madrid", "save_interval": "30s"}, nil, ""},
 		{"total", map[string]any{"per_user": "1MB", "period": "total"}, nil, ""},
-		{"missing per_user", map[string]any{}, middleware.ErrBadValue, `"per_user"`},
-		{"zero per_user", map[string]any{"per_user": 0}, middleware.ErrBadValue, `"per_user"`},
+		{"counting only", map[string]any{}, nil, ""},
+		{"zero per_user", map[string]any{"per_user": 0}, nil, ""},
 		{"per_user not a size", map[string]any{"per_user": "10 gigs"}, middleware.ErrBadValue, `"per_user"`},
 		{"negative per_user", map[string]any{"per_user": -5}, middleware.ErrBadValue, `"per_user"`},
 		{"bad period", map[string]any{"per_user": "1GiB", "period": "year"}, middleware.ErrBadValue, `"period"`},
@@ -430,6 +430,22 @@ func TestQuotaStoreDown(t *testing.T) {
 	quota.Save(b.p.Shared, "quota")
 	if m, _ := store.MemCounters.Counters(""); m["quota/quota/month:2026-12/alice"] != 150<<10 {
 		t.Errorf("stored %v, want alice's 150 KiB", m)
+	}
+}
+
+// per_user 0 counts without limiting.
+func TestQuotaCountOnly(t *testing.T) {
+	b := newBed(t, nil, time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC), nil)
+	for range 3 {
+		if err := b.session("alice", func(c net.Conn) error { _, err := download(c, 100<<10); return err }); err != nil {
+			t.Fatalf("a session with no limit: %v", err)
+		}
+	}
+	if u := b.used("alice"); u != 300<<10 {
+		t.Errorf("used %d, want %d", u, 300<<10)
+	}
+	if got := b.stat("quota_users_over"); got != 0 {
+		t.Errorf("quota_users_over = %d without a limit", got)
 	}
 }
 

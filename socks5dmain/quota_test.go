@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 // The quota stage end to end (issue 17): the real binary, a real SOCKS
 // client, a download that crosses the quota mid-transfer, reply 0x02 for

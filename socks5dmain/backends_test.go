@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 // Authentication backends end to end (issue 17): the real binary asks an
 // HTTP hook served by the test; a user the hook accepts is not in the

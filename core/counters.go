@@ -137,16 +137,22 @@ func (f *FileCounters) Delete(prefix string) error {
 }
 
 // countersFor returns where a store keeps counters: the store itself when
-// it is a middleware.CounterStore (a store shared by a fleet), the
-// counters file beside a FileStore's state file, else nil.
-func countersFor(store Store) middleware.CounterStore {
+// it is a middleware.CounterStore (a store shared by a fleet that carries
+// them), the counters file beside a FileStore's state file, else (a
+// shared store that does not carry counters) the counters file in
+// dataDir, so they still outlive a restart of this instance; nil without
+// a data directory.
+func countersFor(store Store, dataDir string) middleware.CounterStore {
 	switch s := store.(type) {
 	case middleware.CounterStore:
 		return s
 	case *FileStore:
 		return NewFileCounters(filepath.Join(filepath.Dir(s.Path), CountersFile))
 	}
-	return nil
+	if dataDir == "" {
+		return nil
+	}
+	return NewFileCounters(filepath.Join(dataDir, CountersFile))
 }
 
 // runtimeCounters is the CounterStore stages get (Params.Counters): it

@@ -44,7 +44,7 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 		r.rev.Store(rev)
 		r.fleet.Store(&fleetRef{store: ss})
 	}
-	if c := countersFor(store); c != nil {
+	if c := countersFor(store, r.dataDir); c != nil {
 		r.counters.Store(&c)
 	}
 	r.install(s)

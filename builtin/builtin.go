@@ -19,5 +19,6 @@ import (
 	_ "github.com/socks5d/socks5d/builtin/iobuf"
 	_ "github.com/socks5d/socks5d/builtin/limits"
 	_ "github.com/socks5d/socks5d/builtin/metrics"
+	_ "github.com/socks5d/socks5d/builtin/quota"
 	_ "github.com/socks5d/socks5d/builtin/ratelimit"
 )

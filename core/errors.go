@@ -99,6 +99,9 @@ var (
 	errRelayPanic = errors.New("core: panic in the relay")
 	// errShort: the buffer holds only part of a message (internal).
 	errShort = errors.New("core: short message")
+	// ErrNoQuota is returned by ResetQuota when no stage of the chain
+	// keeps traffic quotas.
+	ErrNoQuota = errors.New("core: no quota stage in the chain")
 )
 
 // Shared store sentinels (fleet.go).

@@ -44,6 +44,9 @@ func (r *Runtime) UseStore(store Store) (skipped []string, err error) {
 		r.rev.Store(rev)
 		r.fleet.Store(&fleetRef{store: ss})
 	}
+	if c := countersFor(store, r.dataDir); c != nil {
+		r.counters.Store(&c)
+	}
 	r.install(s)
 	r.stateLoaded.Store(true)
 	return skipped, nil

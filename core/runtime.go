@@ -133,6 +133,10 @@ type Runtime struct {
 	dataDir string
 	// bans is the fleet's ban board handed to stages (SetBanBoard).
 	bans middleware.BanBoard
+	// counters is where stages' counters persist (the store's, set by
+	// UseStore); memCounters holds them before that.
+	counters    atomic.Pointer[middleware.CounterStore]
+	memCounters middleware.MemCounters
 	// panics counts connections whose handler panicked and was recovered.
 	panics atomic.Int64
 	// udp holds the UDP associations' limits and counters; bindRefused
@@ -242,13 +246,14 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			}
 		}
 		mw, err := info.New(middleware.Params{
-			Name:    st.Name,
-			Config:  maps.Clone(st.Config),
-			Logger:  r.logger.Named("middleware." + st.Name),
-			Shared:  r.shared,
-			Users:   liveUsers{rt: r, draft: d.users},
-			DataDir: r.dataDir,
-			Bans:    r.bans,
+			Name:     st.Name,
+			Config:   maps.Clone(st.Config),
+			Logger:   r.logger.Named("middleware." + st.Name),
+			Shared:   r.shared,
+			Users:    liveUsers{rt: r, draft: d.users},
+			DataDir:  r.dataDir,
+			Bans:     r.bans,
+			Counters: runtimeCounters{rt: r},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
@@ -259,7 +264,7 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 	if err := r.checkStatKeys(s.Stages); err != nil {
 		return nil, err
 	}
-	if s.Users.Len() == 0 && !allowsAnonymous(s) {
+	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
 		return nil, ErrNobodyCanConnect
 	}
 	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(s.Stages)}
@@ -316,6 +321,17 @@ func allowsAnonymous(s *Snapshot) bool {
 	return false
 }
 
+// hasExternalUsers reports whether a stage accepts users from outside the
+// user table (auth with a directory or a hook).
+func hasExternalUsers(s *Snapshot) bool {
+	for _, st := range s.Stages {
+		if e, ok := st.Middleware.(middleware.ExternalSource); ok && e.HasExternalUsers() {
+			return true
+		}
+	}
+	return false
+}
+
 // stageConfigs returns the configurations of compiled stages.
 func stageConfigs(stages []Stage) []StageConfig {
 	out := make([]StageConfig, len(stages))
@@ -344,8 +360,17 @@ func cloneStage(st StageConfig) StageConfig {
 // Login checks credentials for the admin port against the live table.
 // A wrong password costs one bcrypt comparison whether or not the user
 // exists; the admin port paces its own attempts.
+//
+// When a stage is a middleware.LoginSource (auth with a directory or a
+// hook), it checks the login, so the directory's ADMINs may log in too.
 func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
-	return r.snap.Load().Users.Verify(user, password, nil)
+	snap := r.snap.Load()
+	for _, st := range snap.Stages {
+		if src, ok := st.Middleware.(middleware.LoginSource); ok {
+			return src.Login(context.Background(), user, password)
+		}
+	}
+	return snap.Users.Verify(user, password, nil)
 }
 
 // Stats returns the statistics of every stage that keeps some, in chain
@@ -414,15 +439,20 @@ func (r *Runtime) Records(n int) []middleware.Record {
 	return nil
 }
 
-// UserStats returns one user's numbers from the first stage that keeps
-// them per user.
+// UserStats returns one user's numbers from every stage that keeps them
+// per user (metrics, quota), in chain order; ok is false when none has
+// numbers for the user.
 func (r *Runtime) UserStats(name string) ([]middleware.Stat, bool) {
+	var out []middleware.Stat
+	found := false
 	for _, st := range r.snap.Load().Stages {
 		if src, ok := st.Middleware.(middleware.UserStatsSource); ok {
-			return src.UserStats(name)
+			if stats, ok := src.UserStats(name); ok {
+				out, found = append(out, stats...), true
+			}
 		}
 	}
-	return nil, false
+	return out, found
 }
 
 // Settings lists the live settings: the engine's own (socks.*), then

@@ -26,9 +26,12 @@ type liveSession struct {
 	s      *middleware.Session // for its atomics only
 	cancel func(error)
 	// Set under the table's lock, as the handshake learns them.
-	user   string
-	cmd    middleware.Command
-	target middleware.Target
+	user string
+	// external: the user came from outside the user table (a directory),
+	// so its absence there does not end the session.
+	external bool
+	cmd      middleware.Command
+	target   middleware.Target
 	// The previous listing's sample, for the current rate.
 	sampleAt    time.Time
 	sampleBytes int64
@@ -48,11 +51,12 @@ func (t *sessionTable) remove(id uint64) {
 	t.mu.Unlock()
 }
 
-// setUser records the session's user.
-func (t *sessionTable) setUser(id uint64, user string) {
+// setUser records the session's user, and whether it came from outside
+// the user table.
+func (t *sessionTable) setUser(id uint64, user string, external bool) {
 	t.mu.Lock()
 	if ls := t.m[id]; ls != nil {
-		ls.user = user
+		ls.user, ls.external = user, external
 	}
 	t.mu.Unlock()
 }
@@ -66,9 +70,10 @@ func (t *sessionTable) setRequest(id uint64, cmd middleware.Command, target midd
 	t.mu.Unlock()
 }
 
-// orphans returns the sessions whose user is not in users.
+// orphans returns the sessions whose user is not in users (users from
+// outside the table excepted).
 func (t *sessionTable) orphans(users *Users) []uint64 {
-	return t.match(func(ls *liveSession) bool { return ls.user != "" && !users.Has(ls.user) })
+	return t.match(func(ls *liveSession) bool { return ls.user != "" && !ls.external && !users.Has(ls.user) })
 }
 
 // match returns the ids of the sessions for which f is true.

@@ -64,40 +64,53 @@ func (f *FileStore) Save(st *State) error {
 		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := writeFileAtomic(f.Path, data); err != nil {
 		return fmt.Errorf("%w: %w", ErrState, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*.tmp")
+	return nil
+}
+
+// writeFileAtomic replaces path with data atomically and durably: a
+// temporary file in the same directory (made 0700 if missing), fsync,
+// rename, fsync of the directory. The temporary file is created with
+// O_CREATE|O_EXCL under a random name, so a link planted in its place is
+// never written through; the rename replaces the name itself (a link
+// there included), never what a link points to.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrState, err)
+		return err
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: %w", ErrState, err)
+		return err
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: writing %s: %w", ErrState, tmp.Name(), err)
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("%w: syncing %s: %w", ErrState, tmp.Name(), err)
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %w", ErrState, err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("%w: %w", ErrState, err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrState, err)
+		return err
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: syncing %s: %w", ErrState, dir, err)
+		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }

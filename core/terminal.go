@@ -182,10 +182,13 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 		return ErrAuthFailed
 	}
 	s.User, s.Role, s.AuthState = user, role, middleware.AuthOK
+	ext, _ := s.Auth.(middleware.ExternalUser)
+	external := ext != nil && ext.External()
 	// Register the user before checking it still exists: a concurrent
-	// delete either sees this session in its sweep or is seen here.
-	t.rt.sessions.setUser(s.ID, user)
-	if !t.rt.snap.Load().Users.Has(user) {
+	// delete either sees this session in its sweep or is seen here. A
+	// user from a directory is not in the table.
+	t.rt.sessions.setUser(s.ID, user, external)
+	if !external && !t.rt.snap.Load().Users.Has(user) {
 		s.AuthState = middleware.AuthFailed
 		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		return ErrUserDeleted

@@ -160,7 +160,10 @@ type liveUsers struct {
 	draft *Users
 }
 
-var _ middleware.Credentials = liveUsers{}
+var (
+	_ middleware.Credentials = liveUsers{}
+	_ middleware.UserLookup  = liveUsers{}
+)
 
 func (l liveUsers) table() *Users {
 	if s := l.rt.snap.Load(); s != nil {
@@ -176,6 +179,12 @@ func (l liveUsers) Verify(name, password string, spend func() bool) (middleware.
 
 // Len implements middleware.Credentials: the live table's size.
 func (l liveUsers) Len() int { return l.table().Len() }
+
+// Has implements middleware.UserLookup against the live table.
+func (l liveUsers) Has(name string) bool {
+	_, ok := l.table().m[name]
+	return ok
+}
 
 // Len is the number of users.
 func (u *Users) Len() int { return len(u.m) }

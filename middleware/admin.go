@@ -26,3 +26,22 @@ type SessionInfo struct {
 	// it dialed or when no egress stage said.
 	Egress string
 }
+
+// QuotaUsage is one user's traffic quota as an administrator sees it.
+type QuotaUsage struct {
+	User   string
+	Used   int64     // bytes moved this period, both directions
+	Limit  int64     // bytes allowed per period
+	Period string    // the period's id: "month:2026-12", "week:2026-11-30", "day:2026-12-03", "total"
+	Resets time.Time // when the next period starts; zero for total
+}
+
+// QuotaKeeper is implemented by a stage that keeps traffic quotas per user
+// (PCTP's QUOTA).
+type QuotaKeeper interface {
+	// Quotas lists the users with bytes counted this period, by name.
+	Quotas() []QuotaUsage
+	// ResetQuota sets the user's count this period back to 0; found is
+	// false when the stage has no count for the user.
+	ResetQuota(user string) (found bool, err error)
+}

@@ -19,6 +19,24 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, user, password string) (Role, error)
 }
 
+// ExternalUser is implemented by an Authenticator that may accept users
+// the engine's user table does not hold (from a directory or an HTTP
+// hook). The engine asks it after a successful Authenticate, in the same
+// goroutine: a session whose user came from outside the table is not
+// ended as "user deleted" because the table lacks the user.
+type ExternalUser interface {
+	// External reports whether the user of the last successful
+	// Authenticate came from outside the user table.
+	External() bool
+}
+
+// ExternalSource is implemented by an authentication stage that can
+// accept users from outside the user table (a directory, a hook). The
+// engine then accepts a configuration without users of its own.
+type ExternalSource interface {
+	HasExternalUsers() bool
+}
+
 // Credentials is the live user table as stages see it (Params.Users).
 // Every call reads the table in force at that moment, so a change of users
 // (a deletion, a new password) applies at once, also to connections

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -46,4 +47,24 @@ func CheckPassword(password string) error {
 		return ErrCredentialLength
 	}
 	return nil
+}
+
+// UserLookup is implemented by a Credentials that can say whether it holds
+// a user without checking a password (the engine's user table does). An
+// authentication stage with several sources of users asks it to decide
+// which source checks the password.
+type UserLookup interface {
+	// Has reports whether the table holds a user of that name.
+	Has(name string) bool
+}
+
+// LoginSource is implemented by an authentication stage whose users come
+// from more than the engine's table (a directory, a hook). The admin port
+// (PCTP) checks its logins through it, so a directory's ADMINs may log in
+// there too; it applies its own per-source budgets before asking.
+type LoginSource interface {
+	// Login checks a user name and password as the stage checks a SOCKS
+	// client's, without the stage's per-client budget, and returns the
+	// user's role. It must not log the password.
+	Login(ctx context.Context, user, password string) (Role, bool)
 }

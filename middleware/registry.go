@@ -44,6 +44,9 @@ type Params struct {
 	DataDir string
 	// Bans is the fleet's shared ban board, nil on a single node.
 	Bans BanBoard
+	// Counters keeps counters across restarts through the server's state
+	// store (nil: the server keeps none, counts live in memory only).
+	Counters CounterStore
 }
 
 // Decode decodes p.Config into v (a pointer to a struct with json tags),

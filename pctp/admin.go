@@ -40,6 +40,13 @@ type Admin interface {
 	// UserStats returns one user's numbers; ok is false when no stage
 	// keeps numbers for that user.
 	UserStats(name string) (stats []middleware.Stat, ok bool)
+	// Quotas lists the users with traffic counted this quota period, by
+	// name; ok is false when no stage keeps quotas.
+	Quotas() (list []middleware.QuotaUsage, ok bool)
+	// ResetQuota sets a user's count this period back to 0; found is false
+	// when there was no count for the user. It fails when no stage keeps
+	// quotas or the count cannot be saved.
+	ResetQuota(name string) (found bool, err error)
 
 	// Purpose returns the key ("<stage>.<key>") of the setting or list
 	// that serves p (middleware.Purposeful): with stage "", the first

@@ -214,6 +214,28 @@ func (f *fakeAdmin) UserStats(name string) ([]middleware.Stat, bool) {
 	return []middleware.Stat{{Key: "connections", Value: 3}, {Key: "bytes_up", Value: 300}}, true
 }
 
+// Quotas has alice over a monthly quota and "b ob" (a name to escape)
+// under it.
+func (f *fakeAdmin) Quotas() ([]middleware.QuotaUsage, bool) {
+	resets := time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	return []middleware.QuotaUsage{
+		{User: "alice", Used: 10737418240, Limit: 10737418240, Period: "month:2025-12", Resets: resets},
+		{User: "b ob", Used: 4096, Limit: 10737418240, Period: "month:2025-12", Resets: resets},
+	}, true
+}
+
+// ResetQuota knows alice's count; "fail" stands for a store that cannot
+// save.
+func (f *fakeAdmin) ResetQuota(name string) (bool, error) {
+	switch name {
+	case "alice":
+		return true, nil
+	case "fail":
+		return true, errors.New("quota: state store: counters file data/counters.json: disk full")
+	}
+	return false, nil
+}
+
 // Purpose finds the IO size and the rules lists as core does: the policy
 // is filter's list, and the stages filter and forward have rules.
 func (f *fakeAdmin) Purpose(p middleware.Purpose, stage string) (string, error) {

@@ -194,7 +194,7 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("keyword %q does not resolve", kw)
 		}
 	}
-	want := "ADD CONFIG DEL EXIT HELP KILL LIST LOGS PASS RULE RULES SESSIONS STATS USER"
+	want := "ADD CONFIG DEL EXIT HELP KILL LIST LOGS PASS QUOTA RULE RULES SESSIONS STATS USER"
 	if got := strings.Join(Keywords(), " "); got != want {
 		t.Errorf("Keywords = %s, want %s", got, want)
 	}

@@ -82,7 +82,7 @@ type registry struct {
 var commands *registry
 
 func init() {
-	commands = newRegistry(authCommands(), statsCommands(), configCommands(), userCommands(), liveCommands(), ruleCommands(), sessionCommands())
+	commands = newRegistry(authCommands(), statsCommands(), configCommands(), userCommands(), liveCommands(), quotaCommands(), ruleCommands(), sessionCommands())
 }
 
 func newRegistry(groups ...[]*command) *registry {

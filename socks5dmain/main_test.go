@@ -303,7 +303,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "missing file", args: []string{"-c", "/nonexistent.yaml"}, code: 2, want: "/nonexistent.yaml"},
 		{name: "unknown key", config: "socks:\n  prot: 1\n", args: []string{"-u", "a:b"}, code: 2, want: "prot"},
 		{name: "unknown stage", config: "chain:\n  - use: auht\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown stage type "auht" (known types: accounting, auth, connlog, `},
-		{name: "unknown stage key", config: "chain:\n  - use: auth\n    anonymus: true\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown key "anonymus" (known: anonymous, ban,`},
+		{name: "unknown stage key", config: "chain:\n  - use: auth\n    anonymus: true\n", args: []string{"-u", "a:b"}, code: 2, want: `unknown key "anonymus" (known: anonymous, backends, ban,`},
 		{name: "nobody can connect", code: 2, want: "-u admin:PASSWORD"},
 		{name: "bad env", env: map[string]string{"SOCKS5D_SOCKS__PORT": "x"}, args: []string{"-u", "a:b"}, code: 2, want: "socks.port"},
 		{name: "listen address typo", args: []string{"-u", "a:b", "-l", "256.0.0.1", "-p", "0"}, code: 2, want: "flag -l"},

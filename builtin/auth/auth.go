@@ -56,6 +56,12 @@ type Config struct {
 	// BanMemory: a ban that starts within this of the end of the address's
 	// previous ban lasts twice as long as that one (up to MaxBan).
 	BanMemory middleware.Duration `json:"ban_memory"`
+	// Backends are the sources of users, asked in order; the first that
+	// knows the user decides. Default: the local list alone.
+	Backends []BackendConfig `json:"backends"`
+	// Cache is how long a password a remote backend accepted is accepted
+	// again without asking it (0: always ask).
+	Cache middleware.Duration `json:"cache"`
 }
 
 // DefaultConfig returns the configuration used for absent keys.
@@ -67,6 +73,7 @@ func DefaultConfig() Config {
 		Ban:           middleware.Duration(time.Minute),
 		MaxBan:        middleware.Duration(time.Hour),
 		BanMemory:     middleware.Duration(24 * time.Hour),
+		Cache:         middleware.Duration(time.Minute),
 	}
 }
 
@@ -84,6 +91,7 @@ func (c Config) validate() error {
 		v   middleware.Duration
 	}{
 		{"failure_window", c.FailureWindow}, {"ban", c.Ban}, {"max_ban", c.MaxBan}, {"ban_memory", c.BanMemory},
+		{"cache", c.Cache},
 	} {
 		if time.Duration(d.v) > MaxDuration {
 			return bad(d.key, "%s is longer than %s", d.v, middleware.Duration(MaxDuration))
@@ -121,9 +129,10 @@ type counters struct {
 
 // stage is immutable after New.
 type stage struct {
-	cfg   Config
-	authn *authenticator
-	state *counters
+	cfg    Config
+	prefix string // of the backends' STATS keys: the stage's name and "_"
+	authn  *authenticator
+	state  *counters
 }
 
 var (
@@ -131,7 +140,10 @@ var (
 	_ middleware.AnonymousAccess = (*stage)(nil)
 	_ middleware.StatsSource     = (*stage)(nil)
 	_ middleware.Tunable         = (*stage)(nil)
+	_ middleware.LoginSource     = (*stage)(nil)
+	_ middleware.ExternalSource  = (*stage)(nil)
 	_ middleware.Authenticator   = (*clientAuth)(nil)
+	_ middleware.ExternalUser    = (*clientAuth)(nil)
 )
 
 // New builds the stage from p. It is registered as the "auth" type.
@@ -151,10 +163,18 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	backends, err := buildBackends(cfg.Backends, p)
+	if err != nil {
+		return nil, err
+	}
 	return &stage{
-		cfg: cfg,
+		cfg:    cfg,
+		prefix: p.Name + "_",
 		authn: &authenticator{
 			users:     users,
+			backends:  backends,
+			cache:     middleware.Get(p.Shared, p.Name+".cache", newCache),
+			cacheTTL:  time.Duration(cfg.Cache),
 			anonymous: cfg.Anonymous,
 			on:        cfg.MaxFailures > 0,
 			pol:       cfg.policy(),
@@ -179,6 +199,18 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	})
 }
 
+// Login implements middleware.LoginSource for the admin port: the same
+// backends, in the same order, without the per-client budget (the admin
+// port keeps its own).
+func (st *stage) Login(ctx context.Context, user, password string) (middleware.Role, bool) {
+	role, _, ok, _ := st.authn.decide(ctx, user, password, origin{listener: "pctp"}, nil)
+	return role, ok
+}
+
+// HasExternalUsers implements middleware.ExternalSource: users may come
+// from a directory or a hook.
+func (st *stage) HasExternalUsers() bool { return len(st.authn.backends.remotes) > 0 }
+
 // AllowsAnonymous implements middleware.AnonymousAccess.
 func (st *stage) AllowsAnonymous() bool { return st.authn.anonymous }
 
@@ -191,11 +223,27 @@ func (st *stage) Stats() []middleware.Stat {
 	if st.authn.on {
 		now = st.authn.guard.bannedNow()
 	}
-	return []middleware.Stat{
+	out := []middleware.Stat{
 		{Key: "failed_auths", Value: st.state.failed.Load()},
 		{Key: "auth_bans", Value: st.authn.guard.bans.Load()},
 		{Key: "auth_banned_now", Value: now},
 	}
+	for _, r := range st.authn.backends.remotes {
+		var down int64
+		if r.health.down.Load() {
+			down = 1
+		}
+		out = append(out,
+			middleware.Stat{Key: st.prefix + r.name + "_checks", Value: r.health.checks.Load()},
+			middleware.Stat{Key: st.prefix + r.name + "_errors", Value: r.health.errors.Load()},
+			middleware.Stat{Key: st.prefix + r.name + "_down", Value: down})
+	}
+	if len(st.authn.backends.remotes) > 0 {
+		out = append(out,
+			middleware.Stat{Key: st.prefix + "cache_hits", Value: st.authn.cache.hits.Load()},
+			middleware.Stat{Key: st.prefix + "cached_users", Value: int64(st.authn.cache.len())})
+	}
+	return out
 }
 
 // Settings implements middleware.Tunable: the brute-force settings may
@@ -218,6 +266,9 @@ func (st *stage) Settings() []middleware.Setting {
 // on every Session.
 type authenticator struct {
 	users     middleware.Credentials
+	backends  chainConfig
+	cache     *cache
+	cacheTTL  time.Duration
 	anonymous bool
 	on        bool // the guard is on (max_failures > 0)
 	pol       policy
@@ -233,7 +284,7 @@ type authenticator struct {
 func (a *authenticator) Accepts(m middleware.Method) bool {
 	switch m {
 	case middleware.MethodPassword:
-		return a.users.Len() > 0
+		return a.users.Len() > 0 || len(a.backends.remotes) > 0
 	case middleware.MethodNoAuth:
 		return a.anonymous
 	}
@@ -245,7 +296,14 @@ func (a *authenticator) Accepts(m middleware.Method) bool {
 type clientAuth struct {
 	*authenticator
 	client netip.Addr
+	// external: the last successful Authenticate was decided by a remote
+	// backend. Written and read in the handshake goroutine.
+	external bool
 }
+
+// External implements middleware.ExternalUser: the user came from a
+// directory or a hook, not from the user table.
+func (a *clientAuth) External() bool { return a.external }
 
 // Authenticate refuses a banned client without checking the password;
 // otherwise it checks the credentials with the live user table. A wrong
@@ -274,8 +332,9 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 			return ok
 		}
 	}
-	role, ok := a.users.Verify(user, password, spend)
+	role, remote, ok, downErr := a.decide(ctx, user, password, origin{listener: "socks", client: a.client}, spend)
 	if ok {
+		a.external = remote
 		return role, nil
 	}
 	var f failure
@@ -293,6 +352,9 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 	}
 	if overBudget {
 		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrCheckBudget, middleware.ErrBadCredentials)
+	}
+	if downErr != nil {
+		return 0, fmt.Errorf("auth: user %q: %w: %w", user, downErr, middleware.ErrBadCredentials)
 	}
 	return 0, fmt.Errorf("auth: user %q: %w", user, middleware.ErrBadCredentials)
 }

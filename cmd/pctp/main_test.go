@@ -49,6 +49,9 @@ func (a *admin) Sessions() []middleware.SessionInfo {
 	return a.sessions
 }
 
+func (a *admin) Quotas() ([]middleware.QuotaUsage, bool) { return nil, false }
+func (a *admin) ResetQuota(string) (bool, error)         { return false, nil }
+
 func (a *admin) UserStats(name string) ([]middleware.Stat, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -45,7 +45,16 @@ func (u Users) Verify(name, password string, spend func() bool) (middleware.Role
 // Len implements middleware.Credentials.
 func (u Users) Len() int { return len(u) }
 
-var _ middleware.Credentials = Users(nil)
+// Has implements middleware.UserLookup.
+func (u Users) Has(name string) bool {
+	_, ok := u[name]
+	return ok
+}
+
+var (
+	_ middleware.Credentials = Users(nil)
+	_ middleware.UserLookup  = Users(nil)
+)
 
 // Params returns parameters for a stage named name with configuration cfg,
 // a fresh shared pool and an empty user table.

@@ -311,7 +311,8 @@ func (a *clientAuth) External() bool { return a.external }
 // exists (so timing does not tell which users exist); while the guard is
 // on, each such comparison is first taken from the client group's
 // allowance (guard.spend), and a check beyond it is refused without
-// bcrypt, so parallel guesses cannot buy CPU faster than the ban allows.
+// bcrypt, so parallel guesses cannot buy CPU faster than the ban allows
+// (a check that succeeds gives its share back).
 // Each failure is logged once and counted against the client's address. A
 // success does not clear the address's failures. The password never
 // appears in the error or the log.
@@ -324,16 +325,23 @@ func (a *clientAuth) Authenticate(ctx context.Context, user, password string) (m
 		return 0, fmt.Errorf("auth: user %q from %s: %w: %w", user, a.client, ErrBanned, middleware.ErrBadCredentials)
 	}
 	var spend func() bool
+	var refunds []func()
 	overBudget := false
 	if a.on {
 		spend = func() bool {
-			ok := a.guard.spend(a.client, a.pol)
+			refund, ok := a.guard.spend(a.client, a.pol)
 			overBudget = !ok
+			if ok {
+				refunds = append(refunds, refund)
+			}
 			return ok
 		}
 	}
 	role, remote, ok, downErr := a.decide(ctx, user, password, origin{listener: "socks", client: a.client}, spend)
 	if ok {
+		for _, refund := range refunds { // right passwords cost no allowance
+			refund()
+		}
 		a.external = remote
 		return role, nil
 	}

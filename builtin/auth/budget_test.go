@@ -132,3 +132,40 @@ func TestSlowChecksSequential(t *testing.T) {
 		t.Errorf("guard off: %d slow checks for 10 guesses, want 10", h)
 	}
 }
+
+// coldUsers stands in for the engine's table right after a start, when no
+// digest is cached yet: every check, right passwords included, costs a
+// slow comparison and so asks spend first.
+type coldUsers struct {
+	mwtest.Users
+	hashes atomic.Int64
+}
+
+func (u *coldUsers) Verify(name, password string, spend func() bool) (middleware.Role, bool) {
+	if spend != nil && !spend() {
+		return 0, false
+	}
+	u.hashes.Add(1)
+	return u.Users.Verify(name, password, nil)
+}
+
+// Right passwords give their slow check back: many users behind one
+// address (a NAT, or everyone after a restart) all log in, however many
+// there are, while wrong guesses from that address are still budgeted.
+func TestSlowChecksRefundedOnSuccess(t *testing.T) {
+	p := mwtest.Params("auth", map[string]any{"max_failures": 3, "failure_window": "1h"})
+	u := &coldUsers{Users: users()}
+	p.Users = u
+	mw := mwtest.New(t, auth.Type, p)
+	for i := range 20 {
+		if err := login(t, mw, attacker, "alice", "wonderland"); err != nil {
+			t.Fatalf("right password, login %d: %v", i+1, err)
+		}
+	}
+	for range 10 {
+		_ = login(t, mw, attacker, "alice", "guess")
+	}
+	if h := u.hashes.Load(); h != 20+4 {
+		t.Errorf("20 right logins then 10 guesses with max_failures 3: %d slow checks, want 24", h)
+	}
+}

@@ -128,15 +128,24 @@ func (e *entry) keep(t time.Time) {
 // allowance: as many as the ban lets a group fail, plus the check of the
 // guess that starts the ban. Taken before the check, it also bounds
 // checks running in parallel connections, which the failure count only
-// sees once they end.
-func (g *guard) spend(a netip.Addr, pol policy) bool {
+// sees once they end. A check whose password turns out right gives its
+// share back with refund, so only failures use the allowance up: users
+// behind one address logging in after a restart (no digest cached yet)
+// are never refused for the work their right passwords cost.
+func (g *guard) spend(a netip.Addr, pol policy) (refund func(), ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	e := g.track(middleware.ClientGroup(a), now, pol)
-	ok := e.work.AllowN(now, 1)
 	e.keep(now.Add(pol.workWindow))
-	return ok
+	if !e.work.AllowN(now, 1) {
+		return nil, false
+	}
+	work := e.work
+	// A Reservation's Cancel restores nothing once its time has come, so
+	// the share goes back as a negative event: the limiter adds the token
+	// (its next refill caps the bucket at its burst again).
+	return func() { work.AllowN(g.now(), -1) }, true
 }
 
 // fail records a failed authentication from a under policy pol. A failure

@@ -112,7 +112,7 @@ func (t *sessionTable) list(now time.Time) []middleware.SessionInfo {
 		up, down := ls.s.Up.Load(), ls.s.Down.Load()
 		info := middleware.SessionInfo{
 			ID: id, User: ls.user, Client: ls.s.Client, Command: ls.cmd, Target: ls.target,
-			Up: up, Down: down, Start: ls.s.Start, Active: ls.s.Start,
+			Up: up, Down: down, Start: ls.s.Start, Active: ls.s.Start, Listener: ls.s.Listener,
 		}
 		if a := ls.s.Active.Load(); a != 0 {
 			info.Active = time.Unix(0, a)

@@ -31,6 +31,9 @@ var _ middleware.Handler = (*terminal)(nil)
 // ServeConn serves one connection to its end and records the facts on s.
 func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	defer func() { s.End = time.Now() }()
+	if s.Protocol == middleware.ProtocolHTTP {
+		return t.serveHTTP(ctx, s)
+	}
 	client := s.Conn
 	if err := client.SetDeadline(time.Now().Add(t.settings.HandshakeTimeout)); err != nil {
 		return err
@@ -130,6 +133,21 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		return nil, t.udpAssociate(ctx, s)
 	}
 
+	target, err := t.dial(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.reply(s, middleware.ReplySucceeded, s.Bound); err != nil {
+		target.Close()
+		return nil, err
+	}
+	return target, nil
+}
+
+// dial opens the connection to s.Target through the Session's Dialer
+// within the connect timeout and records the bound address. A failure is
+// replied (its code) and returned as a *middleware.ReplyError.
+func (t *terminal) dial(ctx context.Context, s *middleware.Session) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
 	target, err := s.Dialer.DialContext(dctx, "tcp", s.Target.String())
 	cancel()
@@ -140,12 +158,7 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		t.reply(s, middleware.ReplyFor(err), netip.AddrPort{})
 		return nil, err
 	}
-	bound := addrPortOf(target.LocalAddr())
-	s.Bound = bound
-	if err := t.reply(s, middleware.ReplySucceeded, bound); err != nil {
-		target.Close()
-		return nil, err
-	}
+	s.Bound = addrPortOf(target.LocalAddr())
 	return target, nil
 }
 
@@ -173,11 +186,21 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	if err != nil {
 		return err
 	}
-	user := string(creds.user)
-	role, err := s.Auth.Authenticate(ctx, user, string(creds.pass))
+	if err := t.login(ctx, s, string(creds.user), string(creds.pass)); err != nil {
+		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
+		return err
+	}
+	_, err = s.Conn.Write([]byte{authVersion, authSuccess})
+	return err
+}
+
+// login checks a user name and password with the Session's authenticator
+// (RFC 1929's, and HTTP's Proxy-Authorization: Basic) and records the
+// identity on s. It returns ErrAuthFailed or ErrUserDeleted.
+func (t *terminal) login(ctx context.Context, s *middleware.Session, user, password string) error {
+	role, err := s.Auth.Authenticate(ctx, user, password)
 	if err != nil {
 		s.AuthState = middleware.AuthFailed
-		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		s.Logger.Debug("authentication failed", "user", hclog.Quote(user))
 		return ErrAuthFailed
 	}
@@ -187,15 +210,17 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	t.rt.sessions.setUser(s.ID, user)
 	if !t.rt.snap.Load().Users.Has(user) {
 		s.AuthState = middleware.AuthFailed
-		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		return ErrUserDeleted
 	}
-	_, err = s.Conn.Write([]byte{authVersion, authSuccess})
-	return err
+	return nil
 }
 
-// reply sends a SOCKS reply and records it on the session.
+// reply sends a SOCKS reply (or, to an HTTP client, its HTTP status) and
+// records it on the session.
 func (t *terminal) reply(s *middleware.Session, code middleware.Reply, bound netip.AddrPort) error {
+	if s.Protocol == middleware.ProtocolHTTP {
+		return httpReply(s, code)
+	}
 	var buf [4 + 16 + 2]byte
 	b := appendReply(buf[:0], code, bound)
 	s.Reply, s.ReplySent = code, true

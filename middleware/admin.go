@@ -22,4 +22,6 @@ type SessionInfo struct {
 	// Rate is bytes per second both ways, over the time since the
 	// previous listing (or since the start).
 	Rate float64
+	// Listener names the listener that accepted the connection.
+	Listener string
 }

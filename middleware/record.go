@@ -29,6 +29,8 @@ type Record struct {
 	// "timeout", ...). The stage that keeps the record sets it from the
 	// error next returned; RecordOf leaves it empty.
 	Reason string
+	// Listener names the listener that accepted the connection.
+	Listener string
 }
 
 // RecordOf returns the record of a finished session.
@@ -49,6 +51,7 @@ func RecordOf(s *Session) Record {
 		Duration:  s.Duration(),
 		Up:        up,
 		Down:      down,
+		Listener:  s.Listener,
 	}
 }
 

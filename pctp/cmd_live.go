@@ -34,9 +34,11 @@ func liveCommands() []*command {
 
 // FormatSession formats an open connection as a SESSIONS line:
 //
-//	<id> <user> <client ip:port> <destination host:port> up=<bytes> down=<bytes> age=<s>s idle=<s>s rate=<bytes/s>
+//	<id> <user> <client ip:port> <destination host:port> up=<bytes> down=<bytes> age=<s>s idle=<s>s rate=<bytes/s> listener=<name>
 //
 // A missing user or destination is "-"; names are escaped like LOGS fields.
+// listener= names the listener that accepted the connection (left out
+// when unknown).
 func FormatSession(si middleware.SessionInfo, now time.Time) string {
 	dest := "-"
 	if si.Target.Port != 0 || si.Target.Host() != "" {
@@ -46,9 +48,13 @@ func FormatSession(si middleware.SessionInfo, now time.Time) string {
 	if si.Client.IsValid() {
 		client = si.Client.String()
 	}
-	return fmt.Sprintf("%d %s %s %s up=%d down=%d age=%ds idle=%ds rate=%d",
+	line := fmt.Sprintf("%d %s %s %s up=%d down=%d age=%ds idle=%ds rate=%d",
 		si.ID, field(si.User), client, dest, si.Up, si.Down,
 		int64(now.Sub(si.Start).Seconds()), int64(now.Sub(si.Active).Seconds()), int64(si.Rate))
+	if si.Listener != "" {
+		line += " listener=" + field(si.Listener)
+	}
+	return line
 }
 
 func cmdSessions(_ context.Context, s *session, _ string) reply {

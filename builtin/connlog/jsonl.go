@@ -43,6 +43,7 @@ type jsonLine struct {
 	// header; absent otherwise.
 	ViaIP   string `json:"via_ip,omitempty"`
 	ViaPort uint16 `json:"via_port,omitempty"`
+	Listener   string  `json:"listener,omitempty"`
 }
 
 // lineOf returns the line of a record.
@@ -60,6 +61,7 @@ func lineOf(r *middleware.Record) jsonLine {
 		Down:     r.Down,
 		Duration: math.Round(r.Duration.Seconds()*1e6) / 1e6,
 		Reason:   r.Reason,
+		Listener: r.Listener,
 	}
 	if r.Client.IsValid() {
 		l.ClientIP = r.Client.Addr().Unmap().String()
@@ -99,6 +101,7 @@ func parseLine(b []byte) (middleware.Record, error) {
 		Command:   parseCommand(l.Command),
 		Duration:  time.Duration(math.Round(l.Duration*1e6)) * time.Microsecond,
 		Reason:    l.Reason,
+		Listener:  l.Listener,
 		Target:    middleware.Target{Port: l.Port},
 	}
 	if l.ClientIP != "" {

@@ -3,23 +3,16 @@ package core
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/proxy"
 
+	"github.com/socks5d/socks5d/internal/testcert"
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -79,47 +73,11 @@ func serveListener(t testing.TB, rt *Runtime, spec ListenerSpec) string {
 	return ln.Addr().String()
 }
 
-// testCert makes a self-signed certificate for 127.0.0.1, ::1 and
-// localhost, written as PEM files; it returns the files and a pool that
-// trusts it.
+// testCert makes a certificate for 127.0.0.1, ::1 and localhost.
 func testCert(t testing.TB, serial int64) (TLSFiles, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: "socks5d test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	files := TLSFiles{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
-	if err := os.WriteFile(files.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(files.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return files, pool
+	c := testcert.New(t, serial)
+	return TLSFiles{Cert: c.CertFile, Key: c.KeyFile}, c.Pool
 }
 
 // connectHTTP sends CONNECT target through the proxy with optional
@@ -196,14 +154,19 @@ func TestHTTPProxyAuthorization(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := rawConn(t, addr)
-			resp, _ := connectHTTP(t, c, echo, tt.user, tt.pass)
+			resp, br := connectHTTP(t, c, echo, tt.user, tt.pass)
 			if resp.StatusCode != http.StatusProxyAuthRequired {
 				t.Fatalf("status = %d, want 407", resp.StatusCode)
 			}
 			if got := resp.Header.Get("Proxy-Authenticate"); got != `Basic realm="socks5d"` {
 				t.Errorf("Proxy-Authenticate = %q", got)
 			}
-			expectClosed(t, c)
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil || !resp.Close {
+				t.Errorf("407 body: %v, close %v; want the body, then a close", err, resp.Close)
+			}
+			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+				t.Errorf("after the 407: %v, want EOF", err)
+			}
 		})
 	}
 	if n := statOf(t, rt, "listener.web.http_auth_required"); n != 3 {
@@ -508,7 +471,7 @@ func TestLoadConfigListeners(t *testing.T) {
 	for _, tt := range []struct{ name, yaml, want string }{
 		{"bad protocol", "listeners: [{name: x, port: 3128, protocol: ftp}]\n", "listeners[0].protocol"},
 		{"default protocol", "listeners: [{name: x, port: 3128}]\n", ""},
-		{"no port", "listeners: [{name: x}]\n", "listeners[0].port"},
+		{"ephemeral port", "listeners: [{name: x, address: 127.0.0.1}]\n", ""},
 		{"taken name", "listeners: [{name: socks, port: 3128}]\n", "listeners[0].name"},
 		{"duplicate name", "listeners: [{name: x, port: 3128}, {name: x, port: 3129}]\n", "listeners[1].name"},
 		{"unknown chain", "listeners: [{name: x, port: 3128, chain: nope}]\n", "listeners[0].chain"},

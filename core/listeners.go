@@ -114,9 +114,6 @@ func (c *Config) validateFrontDoors() error {
 			return keyError(key+".name", "%q is taken (%q is the socks: listener)", l.Name, DefaultListener)
 		}
 		seen[l.Name] = true
-		if l.Port == 0 {
-			return keyError(key+".port", "required")
-		}
 		switch strings.ToLower(l.Protocol) {
 		case "", ProtoSOCKS5:
 			l.Protocol = ProtoSOCKS5

@@ -171,11 +171,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	addr := net.JoinHostPort(*host, *port)
+	var tlsConfig *tls.Config
+	if *useTLS || *caFile != "" {
+		if tlsConfig, err = clientTLS(*host, *caFile); err != nil {
+			fmt.Fprintf(stderr, "pctp: -cafile: %v\n", err)
+			return exitUsage
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	conn, err := dial(dctx, addr, tlsConfig)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "pctp: cannot connect to %s: %v\n", addr, err)
+		fmt.Fprintf(stderr, "pctp: cannot connect to %s: %s\n", addr, dialErrorText(err))
 		return exitConnect
 	}
 	log.Debug("connected", "addr", addr)

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socks5d/socks5d/internal/testcert"
+)
+
+// lookCurl finds curl: a test that needs it skips locally without it and
+// fails under CI, which installs it.
+func lookCurl(t *testing.T) string {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is missing; .ci/run installs it")
+		}
+		t.Skip("curl not installed")
+	}
+	return curl
+}
+
+// listenerAddr finds where the named listener listens, from the log.
+func listenerAddr(t *testing.T, s *server, name string) string {
+	t.Helper()
+	re := regexp.MustCompile(`listener listening: listener=` + name + ` .*address=(\S+)`)
+	m := re.FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no listener %s in the log:\n%s", name, s.log)
+	}
+	return m[1]
+}
+
+// frontDoorConfig has alice, a mixed listener on the main chain, an HTTPS
+// proxy listener with cert, and a listener whose chain denies loopback.
+func frontDoorConfig(t *testing.T, cert testcert.Cert) string {
+	return writeConfig(t, fmt.Sprintf(`
+users:
+  - {name: alice, password: wonderland, role: basic}
+chains:
+  locked:
+    - use: auth
+    - use: filter
+      rules:
+        - {action: deny, dest: ["127.0.0.0/8", "localhost"]}
+listeners:
+  - {name: office, address: 127.0.0.1, port: 0, protocol: mixed}
+  - {name: secure, address: 127.0.0.1, port: 0, protocol: mixed, tls: {cert: %s, key: %s}}
+  - {name: locked, address: 127.0.0.1, port: 0, protocol: mixed, chain: locked}
+`, cert.CertFile, cert.KeyFile))
+}
+
+// curl speaks HTTP proxy (plain and over TLS) and SOCKS5 to the same
+// listeners; a second listener's chain denies what the first allows.
+func TestFrontDoorsWithCurl(t *testing.T) {
+	curl := lookCurl(t)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	defer web.Close()
+	_, port, _ := net.SplitHostPort(web.Listener.Addr().String())
+	cert := testcert.New(t, 1)
+	s := startServer(t, append([]string{"-c", frontDoorConfig(t, cert), "-u", "admin:s3cret"}, loopbackArgs...)...)
+	office, secure, locked := listenerAddr(t, s, "office"), listenerAddr(t, s, "secure"), listenerAddr(t, s, "locked")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	get := func(args ...string) (string, error) {
+		args = append([]string{"-sS", "--max-time", "10"}, args...)
+		out, err := exec.CommandContext(ctx, curl, args...).CombinedOutput()
+		return string(out), err
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"http proxy, mixed port", []string{"-x", "http://alice:wonderland@" + office, "http://localhost:" + port + "/plain"}, "hello /plain"},
+		{"http CONNECT, mixed port", []string{"-p", "-x", "http://alice:wonderland@" + office, "http://localhost:" + port + "/tunnel"}, "hello /tunnel"},
+		{"socks5, mixed port", []string{"--socks5-hostname", office, "--proxy-user", "alice:wonderland", "http://localhost:" + port + "/socks"}, "hello /socks"},
+		{"https proxy", []string{"--proxy", "https://" + secure, "--proxy-cacert", cert.CertFile, "--proxy-user", "alice:wonderland", "http://localhost:" + port + "/tls"}, "hello /tls"},
+		{"https proxy, CONNECT", []string{"-p", "--proxy", "https://localhost:" + portOf(secure), "--proxy-cacert", cert.CertFile, "--proxy-user", "alice:wonderland", "http://localhost:" + port + "/tls-tunnel"}, "hello /tls-tunnel"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := get(tt.args...)
+			if err != nil || out != tt.want {
+				t.Fatalf("curl %v: %v\n%s", tt.args, err, out)
+			}
+		})
+	}
+	// 407 without credentials, 403 from the locked listener's chain.
+	out, err := get("-o", "/dev/null", "-w", "%{http_code}", "-x", "http://"+office, "http://localhost:"+port+"/")
+	if out != "407" {
+		t.Errorf("no credentials: %q, %v; want 407", out, err)
+	}
+	out, err = get("-o", "/dev/null", "-w", "%{http_code}", "-x", "http://alice:wonderland@"+locked, "http://localhost:"+port+"/")
+	if out != "403" {
+		t.Errorf("locked listener over HTTP: %q, %v; want 403", out, err)
+	}
+	if out, err := get("--socks5-hostname", locked, "--proxy-user", "alice:wonderland", "http://localhost:"+port+"/"); err == nil {
+		t.Errorf("locked listener over SOCKS succeeded: %s", out)
+	}
+	// A plaintext client on the TLS port is refused.
+	if out, err := get("-x", "http://alice:wonderland@"+secure, "http://localhost:"+port+"/"); err == nil {
+		t.Errorf("plaintext on the TLS listener succeeded: %s", out)
+	}
+	if strings.Contains(s.log.String(), "wonderland") {
+		t.Fatal("a password appears in the log")
+	}
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// Go's net/http client with Proxy set uses the mixed port like curl.
+func TestFrontDoorGoClient(t *testing.T) {
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	defer web.Close()
+	cert := testcert.New(t, 1)
+	s := startServer(t, append([]string{"-c", frontDoorConfig(t, cert)}, loopbackArgs...)...)
+	pu, _ := url.Parse("http://alice:wonderland@" + listenerAddr(t, s, "office"))
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}, Timeout: 10 * time.Second}
+	resp, err := c.Get(web.URL + "/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -142,5 +145,32 @@ func TestFrontDoorGoClient(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// pctp.tls makes the admin port speak TLS with the configured certificate.
+func TestPCTPOverTLS(t *testing.T) {
+	cert := testcert.New(t, 1)
+	cfg := writeConfig(t, fmt.Sprintf("pctp: {tls: {cert: %s, key: %s}}\n", cert.CertFile, cert.KeyFile))
+	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:s3cret"}, loopbackArgs...)...)
+	m := regexp.MustCompile(`PCTP admin listening: address=(\S+) tls=true`).FindStringSubmatch(s.log.String())
+	if m == nil {
+		t.Fatalf("no PCTP over TLS in the log:\n%s", s.log)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", m[1], &tls.Config{RootCAs: cert.Pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "USER admin\r\nPASS s3cret\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for _, want := range []string{"+OK", "+OK Successfully"} {
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, want) {
+			t.Fatalf("reply %q, %v; want %s", line, err, want)
+		}
 	}
 }

@@ -27,6 +27,9 @@ type server struct {
 	name string
 	argv []string
 	addr string // 127.0.0.1:port
+	// addr3 is 127.0.0.1:{port3}, where a template may open an HTTP
+	// CONNECT listener (--vs-http).
+	addr3 string
 	cmd  *exec.Cmd
 	log  *os.File // the process's stdout and stderr
 	done chan struct{}
@@ -143,13 +146,14 @@ func serverName(tmpl string) string {
 // group, with its output in a temporary file, and waits until its port
 // accepts connections.
 func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time.Duration) (*server, error) {
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, fmt.Errorf("picking a port: %w", err)
 	}
 	argv, err := expandTemplate(tmpl, map[string]string{
 		"port":  strconv.Itoa(ports[0]),
 		"port2": strconv.Itoa(ports[1]),
+		"port3": strconv.Itoa(ports[2]),
 		"user":  user,
 		"pass":  pass,
 	})
@@ -163,7 +167,8 @@ func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time
 	s := &server{
 		name: serverName(tmpl),
 		argv: argv,
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		addr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		addr3: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2])),
 		log:  log,
 		done: make(chan struct{}),
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,6 +307,26 @@ func (r *Runtime) compileStages(d *Draft, key string, chain []StageConfig) ([]St
 	return stages, nil
 }
 
+// chainOnlyStages are the stages of named chains whose name the main
+// chain lacks (a stage that shares its name shares its state, and so its
+// STATS, with the main chain's), once per name, by chain name.
+func (s *Snapshot) chainOnlyStages() []Stage {
+	seen := map[string]bool{}
+	for _, st := range s.Stages {
+		seen[st.Name] = true
+	}
+	var out []Stage
+	for _, name := range slices.Sorted(maps.Keys(s.chains)) {
+		for _, st := range s.chains[name].stages {
+			if !seen[st.Name] {
+				seen[st.Name] = true
+				out = append(out, st)
+			}
+		}
+	}
+	return out
+}
+
 // chainConfigs returns the configurations of the named chains.
 func (s *Snapshot) chainConfigs() map[string][]StageConfig {
 	if len(s.chains) == 0 {
@@ -412,7 +433,8 @@ func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
 // order and keyed by middleware.StatKey's rule, then the engine's own.
 func (r *Runtime) Stats() []middleware.Stat {
 	var out []middleware.Stat
-	for _, st := range r.snap.Load().Stages {
+	snap := r.snap.Load()
+	for _, st := range slices.Concat(snap.Stages, snap.chainOnlyStages()) {
 		out = stageStats(out, st)
 	}
 	return r.engineStats(out)

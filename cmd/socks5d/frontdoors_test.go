@@ -74,7 +74,7 @@ func TestFrontDoorsWithCurl(t *testing.T) {
 	defer web.Close()
 	_, port, _ := net.SplitHostPort(web.Listener.Addr().String())
 	cert := testcert.New(t, 1)
-	s := startServer(t, append([]string{"-c", frontDoorConfig(t, cert), "-u", "admin:s3cret"}, loopbackArgs...)...)
+	s := startServer(t, append([]string{"-c", frontDoorConfig(t, cert), "-u", "admin:password"}, loopbackArgs...)...)
 	office, secure, locked := listenerAddr(t, s, "office"), listenerAddr(t, s, "secure"), listenerAddr(t, s, "locked")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -120,6 +120,22 @@ func TestFrontDoorsWithCurl(t *testing.T) {
 	}
 	if strings.Contains(s.log.String(), "wonderland") {
 		t.Fatal("a password appears in the log")
+	}
+	// STATS names the listeners, and counts the locked chain's own filter.
+	st := stats(t, login(t, s.pctpAddr(t)))
+	for key, least := range map[string]int64{
+		"listener.office.connections":           4,
+		"listener.office.http":                  3,
+		"listener.office.http_auth_required":    1,
+		"listener.secure.connections":           3,
+		"listener.secure.tls_handshake_failures": 1,
+		"listener.locked.connections":           2,
+		"listener.socks.connections":            0,
+		"filter_denied":                         2,
+	} {
+		if n, ok := st[key]; !ok || n < least {
+			t.Errorf("STATS %s = %d (present %v), want at least %d", key, n, ok, least)
+		}
 	}
 }
 

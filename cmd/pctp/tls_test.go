@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/socks5d/socks5d/internal/testcert"
-	"github.com/socks5d/socks5d/pctp"
 )
 
 // tlsServer runs a real pctp.Server behind TLS with cert and returns its port.
@@ -19,26 +16,10 @@ func tlsServer(t *testing.T, cert testcert.Cert) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	srv := &pctp.Server{
-		Admin:      &admin{users: map[string]string{"admin": "password", "bob": "bobpass"}, io: "4096"},
-		LoginDelay: func(int) time.Duration { return 0 },
-	}
-	go func() {
-		defer close(done)
-		srv.Serve(ctx, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+	a := &admin{users: map[string]string{"admin": "password", "bob": "bobpass"}, io: "4096"}
+	return serveOn(t, a, func(ln net.Listener) net.Listener {
+		return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}})
 	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // The client speaks TLS with -tls/-cafile, and says clearly when it cannot

@@ -94,3 +94,24 @@ func TestShortSocks5d(t *testing.T) {
 		t.Errorf("servers = %+v", rep.Servers)
 	}
 }
+
+// --vs-http: socks5d over SOCKS5 and over HTTP CONNECT on one mixed
+// listener of the same process, every figure present for both.
+func TestShortSocks5dHTTP(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build cmd/socks5d; skipping")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "socks5d")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/socks5d/socks5d/cmd/socks5d").CombinedOutput(); err != nil {
+		t.Fatalf("building cmd/socks5d: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "bench.yaml")
+	tmpl := `sh -c 'printf "listeners: [{name: h, address: 127.0.0.1, port: %s, protocol: mixed}]\n" {port3} > ` + cfg +
+		` && exec ` + bin + ` -c ` + cfg + ` -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass} -d ERROR'`
+	rep := runShort(t, "--dir", dir, "--server", tmpl, "--vs-http")
+	if len(rep.Servers) != 2 || !strings.HasSuffix(rep.Servers[1].Name, " http") {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}

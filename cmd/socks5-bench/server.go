@@ -30,10 +30,10 @@ type server struct {
 	// addr3 is 127.0.0.1:{port3}, where a template may open an HTTP
 	// CONNECT listener (--vs-http).
 	addr3 string
-	cmd  *exec.Cmd
-	log  *os.File // the process's stdout and stderr
-	done chan struct{}
-	err  error // from Wait, valid once done is closed
+	cmd   *exec.Cmd
+	log   *os.File // the process's stdout and stderr
+	done  chan struct{}
+	err   error // from Wait, valid once done is closed
 }
 
 // splitWords splits a command template into words the way a POSIX shell
@@ -165,12 +165,12 @@ func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time
 		return nil, err
 	}
 	s := &server{
-		name: serverName(tmpl),
-		argv: argv,
+		name:  serverName(tmpl),
+		argv:  argv,
 		addr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 		addr3: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2])),
-		log:  log,
-		done: make(chan struct{}),
+		log:   log,
+		done:  make(chan struct{}),
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir

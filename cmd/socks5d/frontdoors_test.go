@@ -124,14 +124,14 @@ func TestFrontDoorsWithCurl(t *testing.T) {
 	// STATS names the listeners, and counts the locked chain's own filter.
 	st := stats(t, login(t, s.pctpAddr(t)))
 	for key, least := range map[string]int64{
-		"listener.office.connections":           4,
-		"listener.office.http":                  3,
-		"listener.office.http_auth_required":    1,
-		"listener.secure.connections":           3,
+		"listener.office.connections":            4,
+		"listener.office.http":                   3,
+		"listener.office.http_auth_required":     1,
+		"listener.secure.connections":            3,
 		"listener.secure.tls_handshake_failures": 1,
-		"listener.locked.connections":           2,
-		"listener.socks.connections":            0,
-		"filter_denied":                         2,
+		"listener.locked.connections":            2,
+		"listener.socks.connections":             0,
+		"filter_denied":                          2,
 	} {
 		if n, ok := st[key]; !ok || n < least {
 			t.Errorf("STATS %s = %d (present %v), want at least %d", key, n, ok, least)

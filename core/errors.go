@@ -71,6 +71,10 @@ var (
 	// (answered 407).
 	ErrProxyAuth = errors.New("core: proxy authentication required")
 
+	// ErrChainInUse: a change would remove a named chain a running
+	// listener serves through.
+	ErrChainInUse = errors.New("core: chain in use by a listener")
+
 	// ErrNotReady: the server should not be sent new connections (Ready).
 	ErrNotReady = errors.New("core: not ready")
 

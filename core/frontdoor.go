@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -30,7 +31,10 @@ const tlsRecordHandshake = 0x16
 // listenerStats are one listener's counters, kept for the life of the
 // Runtime (listeners change only with a restart).
 type listenerStats struct {
-	name          string
+	name string
+	// chain is the named chain the listener serves through ("" the main
+	// one); a change may not remove it while the listener runs.
+	chain         string
 	connections   atomic.Int64
 	http          atomic.Int64 // connections that spoke HTTP
 	tlsFailures   atomic.Int64
@@ -68,6 +72,28 @@ func (f *frontDoors) statsFor(name string) *listenerStats {
 	ls := &listenerStats{name: name}
 	f.stats = append(f.stats, ls)
 	return ls
+}
+
+// serving registers a listener about to serve through chain.
+func (f *frontDoors) serving(name, chain string) *listenerStats {
+	ls := f.statsFor(name)
+	f.mu.Lock()
+	ls.chain = chain
+	f.mu.Unlock()
+	return ls
+}
+
+// checkChains refuses named chains that lack one a running listener
+// serves through.
+func (f *frontDoors) checkChains(chains map[string][]StageConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ls := range f.stats {
+		if _, ok := chains[ls.chain]; ls.chain != "" && !ok {
+			return fmt.Errorf("%w: chains.%s: listener %s serves through it (restart to remove it)", ErrChainInUse, ls.chain, ls.name)
+		}
+	}
+	return nil
 }
 
 // shouldLogTLS reports whether a TLS failure from client is to be logged
@@ -120,7 +146,15 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, spec Liste
 	if spec.Protocol == "" {
 		spec.Protocol = ProtoSOCKS5
 	}
-	return r.serve(ctx, ln, &listener{spec: spec, stats: r.doors.statsFor(spec.Name)})
+	if spec.Chain != "" && r.snap.Load().handler(spec.Chain) == nil {
+		ln.Close()
+		return fmt.Errorf("%w: listener %s: no chain %q under chains:", ErrConfig, spec.Name, spec.Chain)
+	}
+	// From here a change may not remove the chain (a change racing this
+	// start that removes it leaves the listener refusing connections,
+	// never serving them through another chain).
+	l := &listener{spec: spec, stats: r.doors.serving(spec.Name, spec.Chain)}
+	return r.serve(ctx, ln, l)
 }
 
 // open runs the front door on c: the TLS handshake, then the protocol

@@ -454,6 +454,29 @@ func TestListenerChains(t *testing.T) {
 	}); err == nil || !strings.Contains(err.Error(), "chains.locked[0]") {
 		t.Fatalf("a bad named chain: %v, want an error naming chains.locked[0]", err)
 	}
+	// A running listener's chain cannot be removed; it keeps serving.
+	if err := rt.Update(func(d *Draft) error {
+		delete(d.Chains, "locked")
+		return nil
+	}); !errors.Is(err, ErrChainInUse) {
+		t.Fatalf("removing the locked chain: %v, want ErrChainInUse", err)
+	}
+	c, err = socksDialer(t, locked, "bob", "builder").Dial("tcp", echo)
+	if err != nil {
+		t.Fatalf("after the refused removal: %v", err)
+	}
+	c.Close()
+	// A listener naming a chain the snapshot lacks does not start.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.ServeListener(context.Background(), ln, ListenerSpec{Name: "ghost", Chain: "nope"}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a listener on a missing chain: %v, want ErrConfig", err)
+	}
+	if err := rt.Update(func(*Draft) error { return nil }); err != nil {
+		t.Fatalf("a change after the listener that did not start: %v", err)
+	}
 }
 
 // The configuration of listeners and chains: what is refused, naming the key.

@@ -54,13 +54,17 @@ type Snapshot struct {
 	chains map[string]compiledChain
 }
 
-// handler returns the handler of the named chain; "" (or a name the
-// snapshot lacks, which validation prevents) is the main chain.
+// handler returns the handler of the named chain, "" the main chain; nil
+// when the snapshot has no such chain (which ServeListener and compile
+// prevent), so that a listener never falls back to another chain.
 func (s *Snapshot) handler(chain string) middleware.Handler {
-	if c, ok := s.chains[chain]; ok && chain != "" {
+	if chain == "" {
+		return s.Handler
+	}
+	if c, ok := s.chains[chain]; ok {
 		return c.handler
 	}
-	return s.Handler
+	return nil
 }
 
 // Draft is the mutable copy a change works on (see Runtime.Update).
@@ -245,6 +249,9 @@ func (r *Runtime) install(s *Snapshot) {
 // compile builds every stage from its configuration and wraps each chain
 // (the main one and the named ones) backwards around the terminal handler.
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
+	if err := r.doors.checkChains(d.Chains); err != nil {
+		return nil, err
+	}
 	stages, err := r.compileStages(d, "chain", d.Chain)
 	if err != nil {
 		return nil, err

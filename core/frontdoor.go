@@ -148,7 +148,7 @@ func (r *Runtime) ServeListener(ctx context.Context, ln net.Listener, spec Liste
 	}
 	if spec.Chain != "" && r.snap.Load().handler(spec.Chain) == nil {
 		ln.Close()
-		return fmt.Errorf("%w: listener %s: no chain %q under chains:", ErrConfig, spec.Name, spec.Chain)
+		return fmt.Errorf("%w: listener %s: no chain %q under chains", ErrConfig, spec.Name, spec.Chain)
 	}
 	// From here a change may not remove the chain (a change racing this
 	// start that removes it leaves the listener refusing connections,

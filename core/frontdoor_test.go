@@ -551,3 +551,21 @@ func TestHTTPTarget(t *testing.T) {
 		}
 	}
 }
+
+// Bytes a client pipelines after its CONNECT request reach the target.
+func TestHTTPConnectEarlyData(t *testing.T) {
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	_, addr := startListener(t, testConfig(stage("test.auth")), ListenerSpec{Name: "web", Protocol: ProtoHTTP})
+	c := rawConn(t, addr)
+	auth := base64.StdEncoding.EncodeToString([]byte("bob:builder"))
+	io.WriteString(c, "CONNECT "+echo+" HTTP/1.1\r\nHost: "+echo+"\r\nProxy-Authorization: Basic "+auth+"\r\n\r\nearly bytes")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v, %v", resp, err)
+	}
+	got := make([]byte, len("early bytes"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "early bytes" {
+		t.Fatalf("early data echoed as %q, %v", got, err)
+	}
+}

@@ -87,19 +87,8 @@ func (t *terminal) serveHTTP(ctx context.Context, s *middleware.Session) error {
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return err
 	}
-	if n := br.Buffered(); n > 0 { // bytes the client sent past its request
-		early, _ := br.Peek(n)
-		m, err := dest.Write(early)
-		s.Up.Add(int64(m))
-		if err != nil {
-			return err
-		}
-	}
-	ioSize := s.IOSize
-	if ioSize <= 0 {
-		ioSize = defaultIOSize
-	}
-	return relay(s, client, dest, ioSize, relayTimeouts{idle: t.settings.IdleTimeout, linger: t.settings.Linger})
+	early, _ := br.Peek(br.Buffered()) // bytes the client sent past its request
+	return t.relay(s, client, dest, early)
 }
 
 // badHTTPRequest answers 400, counts it and returns the error.

@@ -53,6 +53,12 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	if err := client.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
+	return t.relay(s, client, target, early)
+}
+
+// relay sends target the bytes the client sent past its request (early),
+// then relays both ways until the connection ends.
+func (t *terminal) relay(s *middleware.Session, client, target net.Conn, early []byte) error {
 	if len(early) > 0 {
 		n, err := target.Write(early)
 		s.Up.Add(int64(n))

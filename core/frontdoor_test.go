@@ -569,3 +569,28 @@ func TestHTTPConnectEarlyData(t *testing.T) {
 		t.Fatalf("early data echoed as %q, %v", got, err)
 	}
 }
+
+// A TLS failure is logged once per source group per interval.
+func TestTLSFailureLogRateLimit(t *testing.T) {
+	var f frontDoors
+	now := time.Unix(1_000_000, 0)
+	a, b := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	v6a, v6b := netip.MustParseAddr("::1"), netip.MustParseAddr("::2") // one /64
+	for _, tt := range []struct {
+		addr netip.Addr
+		at   time.Duration
+		want bool
+	}{
+		{a, 0, true},
+		{a, time.Second, false},
+		{b, time.Second, true},
+		{v6a, time.Second, true},
+		{v6b, 2 * time.Second, false},
+		{a, tlsLogEvery - time.Second, false},
+		{a, tlsLogEvery + time.Second, true},
+	} {
+		if got := f.shouldLogTLS(tt.addr, now.Add(tt.at)); got != tt.want {
+			t.Errorf("%v at %v: log %v, want %v", tt.addr, tt.at, got, tt.want)
+		}
+	}
+}

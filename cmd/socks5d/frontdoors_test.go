@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +13,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,5 +191,64 @@ func TestPCTPOverTLS(t *testing.T) {
 		if err != nil || !strings.HasPrefix(line, want) {
 			t.Fatalf("reply %q, %v; want %s", line, err, want)
 		}
+	}
+}
+
+// SIGHUP reads the certificates again: new handshakes on a TLS listener
+// and on PCTP get the renewed one; a file that fails to load keeps the
+// certificate in force.
+func TestSIGHUPReloadsCertificates(t *testing.T) {
+	first, second := testcert.New(t, 1), testcert.New(t, 2)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	install := func(c testcert.Cert) {
+		t.Helper()
+		for src, dst := range map[string]string{c.CertFile: certFile, c.KeyFile: keyFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(first)
+	cfg := writeConfig(t, fmt.Sprintf("users: [{name: alice, password: wonderland, role: basic}]\npctp: {tls: {cert: %s, key: %s}}\nlisteners:\n  - {name: secure, address: 127.0.0.1, port: 0, protocol: mixed, tls: {cert: %s, key: %s}}\n",
+		certFile, keyFile, certFile, keyFile))
+	p := startLCProc(t, 0, "-c", cfg)
+	m := regexp.MustCompile(`listener listening: listener=secure .*address=(\S+)`).FindStringSubmatch(p.log.String())
+	if m == nil {
+		t.Fatalf("no secure listener in the log:\n%s", p.log)
+	}
+	serial := func(addr string, pool *x509.CertPool) int64 {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	for _, addr := range []string{m[1], p.pctp} {
+		if n := serial(addr, first.Pool); n != 1 {
+			t.Fatalf("%s: serial %d, want 1", addr, n)
+		}
+	}
+	install(second)
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, "configuration reloaded", 1, 5*time.Second)
+	for _, addr := range []string{m[1], p.pctp} {
+		if n := serial(addr, second.Pool); n != 2 {
+			t.Fatalf("%s after SIGHUP: serial %d, want 2", addr, n)
+		}
+	}
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, "TLS certificate reload failed", 2, 5*time.Second)
+	if n := serial(m[1], second.Pool); n != 2 {
+		t.Fatalf("after a failed reload: serial %d, want 2", n)
 	}
 }

@@ -594,3 +594,4 @@ func TestTLSFailureLogRateLimit(t *testing.T) {
 		}
 	}
 }
+

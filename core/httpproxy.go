@@ -42,7 +42,7 @@ const httpMaxHeader = 64 << 10
 // serveHTTP serves one HTTP proxy request to its end.
 func (t *terminal) serveHTTP(ctx context.Context, s *middleware.Session) error {
 	client := s.Conn
-	if err := client.SetDeadline(time.Now().Add(t.settings.HandshakeTimeout)); err != nil {
+	if err := client.SetDeadline(t.handshakeDeadline(s)); err != nil {
 		return err
 	}
 	// The header is read under a limit, lifted for the body and the relay

@@ -35,7 +35,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		return t.serveHTTP(ctx, s)
 	}
 	client := s.Conn
-	if err := client.SetDeadline(time.Now().Add(t.settings.HandshakeTimeout)); err != nil {
+	if err := client.SetDeadline(t.handshakeDeadline(s)); err != nil {
 		return err
 	}
 	h := getHSReader(client)
@@ -54,6 +54,16 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		return err
 	}
 	return t.relay(s, client, target, early)
+}
+
+// handshakeDeadline is when the handshake must be done: the handshake
+// timeout after the connection was accepted, so that the time a front door
+// took (TLS, reading the first byte) counts too.
+func (t *terminal) handshakeDeadline(s *middleware.Session) time.Time {
+	if s.Start.IsZero() {
+		return time.Now().Add(t.settings.HandshakeTimeout)
+	}
+	return s.Start.Add(t.settings.HandshakeTimeout)
 }
 
 // relay sends target the bytes the client sent past its request (early),

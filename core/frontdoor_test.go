@@ -594,4 +594,3 @@ func TestTLSFailureLogRateLimit(t *testing.T) {
 		}
 	}
 }
-

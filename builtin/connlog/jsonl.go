@@ -41,9 +41,9 @@ type jsonLine struct {
 	// ViaIP and ViaPort are the load balancer the connection came
 	// through when the client's address came from a PROXY protocol
 	// header; absent otherwise.
-	ViaIP   string `json:"via_ip,omitempty"`
-	ViaPort uint16 `json:"via_port,omitempty"`
-	Listener   string  `json:"listener,omitempty"`
+	ViaIP    string `json:"via_ip,omitempty"`
+	ViaPort  uint16 `json:"via_port,omitempty"`
+	Listener string `json:"listener,omitempty"`
 }
 
 // lineOf returns the line of a record.

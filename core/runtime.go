@@ -131,6 +131,11 @@ type Runtime struct {
 	doors frontDoors
 	// conns counts connection goroutines, for Shutdown.
 	conns sync.WaitGroup
+	// loopsMu orders an accept loop's start (its conns.Add from zero)
+	// before Shutdown's conns.Wait; stopped, under it, refuses loops
+	// that start after Shutdown began.
+	loopsMu sync.Mutex
+	stopped bool
 	// base is the parent of every connection's context; Shutdown cancels
 	// it to end the connections that outlive the drain.
 	base       context.Context

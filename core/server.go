@@ -30,8 +30,16 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 // serve is the accept loop of a listener.
 func (r *Runtime) serve(ctx context.Context, ln net.Listener, l *listener) error {
 	// Count the accept loop itself, so that Shutdown never waits from zero
-	// while a connection is being added.
+	// while a connection is being added; a loop that starts once Shutdown
+	// began does not serve.
+	r.loopsMu.Lock()
+	if r.stopped {
+		r.loopsMu.Unlock()
+		ln.Close()
+		return nil
+	}
 	r.conns.Add(1)
+	r.loopsMu.Unlock()
 	defer r.conns.Done()
 	stop := context.AfterFunc(ctx, func() {
 		r.draining.Store(true) // before the loop stops accepting
@@ -80,6 +88,9 @@ func (r *Runtime) serve(ctx context.Context, ln net.Listener, l *listener) error
 // ServeSOCKS to return.
 func (r *Runtime) Shutdown(ctx context.Context) int {
 	r.draining.Store(true)
+	r.loopsMu.Lock()
+	r.stopped = true
+	r.loopsMu.Unlock()
 	done := make(chan struct{})
 	go func() { r.conns.Wait(); close(done) }()
 	select {

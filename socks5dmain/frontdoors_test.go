@@ -40,12 +40,22 @@ func lookCurl(t *testing.T) string {
 // listenerAddr finds where the named listener listens, from the log.
 func listenerAddr(t *testing.T, s *server, name string) string {
 	t.Helper()
-	re := regexp.MustCompile(`listener listening: listener=` + name + ` .*address=(\S+)`)
-	m := re.FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no listener %s in the log:\n%s", name, s.log)
+	return waitMatch(t, s.log.String, `listener listening: listener=`+name+` .*address=(\S+)`)
+}
+
+// waitMatch waits until log() matches expr (the listeners and PCTP are
+// logged after the SOCKS line the start helpers wait for) and returns
+// the first group.
+func waitMatch(t *testing.T, log func() string, expr string) string {
+	t.Helper()
+	re := regexp.MustCompile(expr)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m := re.FindStringSubmatch(log()); m != nil {
+			return m[1]
+		}
 	}
-	return m[1]
+	t.Fatalf("the log never matched %s:\n%s", expr, log())
+	return ""
 }
 
 // frontDoorConfig has alice, a mixed listener on the main chain, an HTTPS
@@ -172,11 +182,8 @@ func TestPCTPOverTLS(t *testing.T) {
 	cert := testcert.New(t, 1)
 	cfg := writeConfig(t, fmt.Sprintf("pctp: {tls: {cert: %s, key: %s}}\n", cert.CertFile, cert.KeyFile))
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:s3cret"}, loopbackArgs...)...)
-	m := regexp.MustCompile(`PCTP admin listening: address=(\S+) tls=true`).FindStringSubmatch(s.log.String())
-	if m == nil {
-		t.Fatalf("no PCTP over TLS in the log:\n%s", s.log)
-	}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", m[1], &tls.Config{RootCAs: cert.Pool, ServerName: "127.0.0.1"})
+	addr := waitMatch(t, s.log.String, `PCTP admin listening: address=(\S+) tls=true`)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: cert.Pool, ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +224,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	cfg := writeConfig(t, fmt.Sprintf("users: [{name: alice, password: wonderland, role: basic}]\npctp: {tls: {cert: %s, key: %s}}\nlisteners:\n  - {name: secure, address: 127.0.0.1, port: 0, protocol: mixed, tls: {cert: %s, key: %s}}\n",
 		certFile, keyFile, certFile, keyFile))
 	p := startLCProc(t, 0, "-c", cfg)
-	m := regexp.MustCompile(`listener listening: listener=secure .*address=(\S+)`).FindStringSubmatch(p.log.String())
-	if m == nil {
-		t.Fatalf("no secure listener in the log:\n%s", p.log)
-	}
+	secure := waitMatch(t, p.log.String, `listener listening: listener=secure .*address=(\S+)`)
 	serial := func(addr string, pool *x509.CertPool) int64 {
 		t.Helper()
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
@@ -230,7 +234,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 		defer c.Close()
 		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
-	for _, addr := range []string{m[1], p.pctp} {
+	for _, addr := range []string{secure, p.pctp} {
 		if n := serial(addr, first.Pool); n != 1 {
 			t.Fatalf("%s: serial %d, want 1", addr, n)
 		}
@@ -238,7 +242,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	install(second)
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, "configuration reloaded", 1, 5*time.Second)
-	for _, addr := range []string{m[1], p.pctp} {
+	for _, addr := range []string{secure, p.pctp} {
 		if n := serial(addr, second.Pool); n != 2 {
 			t.Fatalf("%s after SIGHUP: serial %d, want 2", addr, n)
 		}
@@ -248,7 +252,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	}
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, "TLS certificate reload failed", 2, 5*time.Second)
-	if n := serial(m[1], second.Pool); n != 2 {
+	if n := serial(secure, second.Pool); n != 2 {
 		t.Fatalf("after a failed reload: serial %d, want 2", n)
 	}
 }

@@ -55,6 +55,12 @@ type Config struct {
 	Store StoreConfig `koanf:"store"`
 	// Chain is the ordered middleware chain (the `chain:` list).
 	Chain []StageConfig `koanf:"-"`
+	// Listeners are front doors beside the `socks:` listener (the
+	// `listeners:` list; listeners.go).
+	Listeners []ListenerConfig `koanf:"listeners"`
+	// Chains are named chains a listener may choose (the `chains:`
+	// mapping of name to a list like `chain:`).
+	Chains map[string][]StageConfig `koanf:"-"`
 }
 
 // SOCKSConfig is the SOCKS listener and its per-connection limits.
@@ -119,6 +125,8 @@ type UDPConfig struct {
 type PCTPConfig struct {
 	Address string `koanf:"address"`
 	Port    int    `koanf:"port"`
+	// TLS, when its files are set, makes the admin port speak TLS.
+	TLS TLSFiles `koanf:"tls"`
 }
 
 // MetricsConfig is the Prometheus /metrics listener.
@@ -245,18 +253,23 @@ func LoadConfig(o LoadOptions) (*Config, error) {
 		}
 	}
 
-	// `chain` is decoded by hand, in order, from the raw list.
+	// `chain` and `chains` are decoded by hand, in order, from the raw lists.
 	chainRaw := k.Get("chain")
 	k.Delete("chain")
+	chainsRaw := k.Get("chains")
+	k.Delete("chains")
 	cfg := &Config{Source: path}
 	if err := decodeConfig(k.Raw(), cfg); err != nil {
 		return nil, err
 	}
-	chain, err := parseChain(chainRaw)
+	chain, err := parseChain("chain", chainRaw)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Chain = chain
+	if cfg.Chains, err = parseChains(chainsRaw); err != nil {
+		return nil, err
+	}
 	for _, u := range o.Users {
 		name, pass, ok := strings.Cut(u, ":")
 		if !ok {
@@ -286,44 +299,45 @@ func envKey(k, v string) (string, any) {
 	return strings.ReplaceAll(k, "__", "."), v
 }
 
-// parseChain reads the `chain:` list, in order.
-func parseChain(raw any) ([]StageConfig, error) {
+// parseChain reads a chain's list (the `chain:` list, or one of
+// `chains:`, named key in errors), in order.
+func parseChain(key string, raw any) ([]StageConfig, error) {
 	list, ok := raw.([]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: chain: want a list of stages (- use: TYPE), got %T", ErrConfig, raw)
+		return nil, fmt.Errorf("%w: %s: want a list of stages (- use: TYPE), got %T", ErrConfig, key, raw)
 	}
 	out := make([]StageConfig, 0, len(list))
 	seen := map[string]bool{}
 	for i, item := range list {
 		m, ok := item.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%w: chain[%d]: want a mapping with use: TYPE", ErrConfig, i)
+			return nil, fmt.Errorf("%w: %s[%d]: want a mapping with use: TYPE", ErrConfig, key, i)
 		}
 		st := StageConfig{Config: map[string]any{}}
-		for key, v := range m {
-			switch key {
+		for k, v := range m {
+			switch k {
 			case "use", "name":
 				s, ok := v.(string)
 				if !ok {
-					return nil, fmt.Errorf("%w: chain[%d].%s: must be a string; quote it (the file has %s)", ErrConfig, i, key, kindOf(v))
+					return nil, fmt.Errorf("%w: %s[%d].%s: must be a string; quote it (the file has %s)", ErrConfig, key, i, k, kindOf(v))
 				}
-				if key == "use" {
+				if k == "use" {
 					st.Type = s
 				} else {
 					st.Name = s
 				}
 			default:
-				st.Config[key] = v
+				st.Config[k] = v
 			}
 		}
 		if st.Type == "" {
-			return nil, fmt.Errorf("%w: chain[%d]: missing use: (known types: %s)", ErrConfig, i, strings.Join(middleware.Types(), ", "))
+			return nil, fmt.Errorf("%w: %s[%d]: missing use: (known types: %s)", ErrConfig, key, i, strings.Join(middleware.Types(), ", "))
 		}
 		if st.Name == "" {
 			st.Name = st.Type
 		}
 		if seen[st.Name] {
-			return nil, fmt.Errorf("%w: chain[%d]: duplicate stage name %q (give one a different name:)", ErrConfig, i, st.Name)
+			return nil, fmt.Errorf("%w: %s[%d]: duplicate stage name %q (give one a different name:)", ErrConfig, key, i, st.Name)
 		}
 		seen[st.Name] = true
 		out = append(out, st)
@@ -333,6 +347,9 @@ func parseChain(raw any) ([]StageConfig, error) {
 
 func (c *Config) validate() error {
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if err := c.validateFrontDoors(); err != nil {
 		return err
 	}
 	for _, kd := range []struct {
@@ -422,6 +439,9 @@ func (c *Config) validateListeners() error {
 		{"socks", c.SOCKS.Address, c.SOCKS.Port, true},
 		{"pctp", c.PCTP.Address, c.PCTP.Port, true},
 		{"metrics", c.Metrics.Address, c.Metrics.Port, c.Metrics.Enabled},
+	}
+	for i, l := range c.Listeners {
+		ls = append(ls, listener{fmt.Sprintf("listeners[%d]", i), l.Address, l.Port, true})
 	}
 	for i, a := range ls {
 		if err := validListenAddress(a.name+".address", a.address); err != nil {

@@ -223,7 +223,7 @@ func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 }
 
 // knownKeys lists the koanf keys of struct t, sorted; the top level also
-// has chain (decoded by hand).
+// has chain and chains (decoded by hand).
 func knownKeys(t reflect.Type, top bool) []string {
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
@@ -232,7 +232,7 @@ func knownKeys(t reflect.Type, top bool) []string {
 		}
 	}
 	if top {
-		keys = append(keys, "chain")
+		keys = append(keys, "chain", "chains")
 	}
 	slices.Sort(keys)
 	return keys

@@ -424,7 +424,7 @@ func TestLoadConfigUnknownKeyNamesKnown(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"socks:\n  bind:\n    timout: 5s\n", `socks.bind: unknown key "timout" (known: address, timeout)`},
 		{"users:\n  - {name: a, password: b, role: basic}\n  - {name: c, pass: d}\n", `users[1]: unknown key "pass" (known: name, password, role)`},
-		{"sock: {}\n", `unknown top-level key "sock" (known: chain, data_dir, instance_name, log, metrics, pctp, socks, store, users)`},
+		{"sock: {}\n", `unknown top-level key "sock" (known: chain, chains, data_dir, instance_name, listeners, log, metrics, pctp, socks, store, users)`},
 	} {
 		err := loadErr(t, LoadOptions{File: writeFile(t, tt.yaml)})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

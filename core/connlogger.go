@@ -15,15 +15,22 @@ type connLogger struct {
 	id     uint64
 	client netip.AddrPort
 	via    netip.AddrPort // the load balancer, when client came from a PROXY header
+	// listener names a listener other than the `socks:` one ("" for it,
+	// so its lines stay as they were).
+	listener string
 }
 
 var _ hclog.Logger = (*connLogger)(nil)
 
 func (l *connLogger) fields(args []any) []any {
+	head := []any{"conn", l.id, "client", l.client.String()}
 	if l.via.IsValid() {
-		return append([]any{"conn", l.id, "client", l.client.String(), "via", l.via.String()}, args...)
+		head = append(head, "via", l.via.String())
 	}
-	return append([]any{"conn", l.id, "client", l.client.String()}, args...)
+	if l.listener != "" {
+		head = append(head, "listener", l.listener)
+	}
+	return append(head, args...)
 }
 
 // Log writes a line at level with the connection's fields.

@@ -59,6 +59,25 @@ var (
 	// ErrNoSuchSession: KILL names no open session.
 	ErrNoSuchSession = errors.New("core: no such session")
 
+	// ErrTLSFiles: a TLS certificate or key cannot be loaded.
+	ErrTLSFiles = errors.New("core: TLS certificate or key")
+	// ErrFirstByte: a connection's first byte is neither SOCKS nor HTTP
+	// (or not what the listener's protocol speaks).
+	ErrFirstByte = errors.New("core: first byte is not a protocol this listener speaks")
+	// ErrTLSOnPlainPort: a TLS ClientHello arrived on a listener without TLS.
+	ErrTLSOnPlainPort = errors.New("core: TLS handshake on a listener without TLS")
+	// ErrTLSHandshake: a client's TLS handshake failed.
+	ErrTLSHandshake = errors.New("core: TLS handshake failed")
+	// ErrHTTPRequest: a malformed HTTP proxy request (answered 400).
+	ErrHTTPRequest = errors.New("core: malformed HTTP proxy request")
+	// ErrProxyAuth: an HTTP proxy request without valid credentials
+	// (answered 407).
+	ErrProxyAuth = errors.New("core: proxy authentication required")
+
+	// ErrChainInUse: a change would remove a named chain a running
+	// listener serves through.
+	ErrChainInUse = errors.New("core: chain in use by a listener")
+
 	// ErrNotReady: the server should not be sent new connections (Ready).
 	ErrNotReady = errors.New("core: not ready")
 

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/proxy"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -279,32 +278,8 @@ func testConfig(chain ...StageConfig) *Config {
 // startProxy starts a runtime on 127.0.0.1:0 and returns it with its address.
 func startProxy(t testing.TB, cfg *Config) (*Runtime, string) {
 	t.Helper()
-	rt, err := NewRuntime(cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = rt.ServeSOCKS(ctx, ln)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("ServeSOCKS did not return after cancel")
-		}
-		ctx, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer stop()
-		rt.Shutdown(ctx)
-	})
-	return rt, ln.Addr().String()
+	rt := newRuntime(t, cfg)
+	return rt, serveListener(t, rt, ListenerSpec{Name: DefaultListener, Protocol: ProtoSOCKS5})
 }
 
 // echoServer accepts connections and echoes them, half-closing its side

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,21 @@ type Snapshot struct {
 	Stages   []Stage
 	// Handler is the chain wrapped around the terminal handler.
 	Handler middleware.Handler
+	// chains are the named chains (`chains:`), compiled like the main one.
+	chains map[string]compiledChain
+}
+
+// handler returns the handler of the named chain, "" the main chain; nil
+// when the snapshot has no such chain (which ServeListener and compile
+// prevent), so that a listener never falls back to another chain.
+func (s *Snapshot) handler(chain string) middleware.Handler {
+	if chain == "" {
+		return s.Handler
+	}
+	if c, ok := s.chains[chain]; ok {
+		return c.handler
+	}
+	return nil
 }
 
 // Draft is the mutable copy a change works on (see Runtime.Update).
@@ -57,6 +73,8 @@ type Draft struct {
 	users    *Users
 	// Chain may be edited: reordered, entries added, removed or changed.
 	Chain []StageConfig
+	// Chains are the named chains listeners may choose.
+	Chains map[string][]StageConfig
 }
 
 // AddUser adds a user, hashing the password with bcrypt; a taken name is
@@ -109,8 +127,15 @@ type Runtime struct {
 
 	sessions sessionTable
 	nextID   atomic.Uint64
+	// doors keeps the listeners' counters (frontdoor.go).
+	doors frontDoors
 	// conns counts connection goroutines, for Shutdown.
 	conns sync.WaitGroup
+	// loopsMu orders an accept loop's start (its conns.Add from zero)
+	// before Shutdown's conns.Wait; stopped, under it, refuses loops
+	// that start after Shutdown began.
+	loopsMu sync.Mutex
+	stopped bool
 	// base is the parent of every connection's context; Shutdown cancels
 	// it to end the connections that outlive the drain.
 	base       context.Context
@@ -178,7 +203,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 	if err := users.setConfigured(cfg.Users); err != nil {
 		return nil, err
 	}
-	d := &Draft{Settings: settingsOf(cfg), users: users, Chain: cloneChain(cfg.Chain)}
+	d := &Draft{Settings: settingsOf(cfg), users: users, Chain: cloneChain(cfg.Chain), Chains: cloneChains(cfg.Chains)}
 	s, err := r.compile(d)
 	if errors.Is(err, ErrNobodyCanConnect) {
 		return nil, err
@@ -214,7 +239,7 @@ func (r *Runtime) Update(fn func(*Draft) error) error {
 // caller holds r.mu.
 func (r *Runtime) commit(fn func(*Draft, *State) error, st *State) (*Snapshot, error) {
 	old := r.snap.Load()
-	d := &Draft{Settings: old.Settings, users: old.Users.clone(), Chain: cloneChain(stageConfigs(old.Stages))}
+	d := &Draft{Settings: old.Settings, users: old.Users.clone(), Chain: cloneChain(stageConfigs(old.Stages)), Chains: old.chainConfigs()}
 	if err := fn(d, st); err != nil {
 		return nil, err
 	}
@@ -230,19 +255,58 @@ func (r *Runtime) install(s *Snapshot) {
 	}
 }
 
-// compile builds every stage from its configuration and wraps the chain
-// backwards around the terminal handler.
+// compile builds every stage from its configuration and wraps each chain
+// (the main one and the named ones) backwards around the terminal handler.
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
-	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
+	if err := r.doors.checkChains(d.Chains); err != nil {
+		return nil, err
+	}
+	stages, err := r.compileStages(d, "chain", d.Chain)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: stages}
+	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
+		return nil, ErrNobodyCanConnect
+	}
+	s.Handler = r.wrap(s, stages)
+	for name, chain := range d.Chains {
+		stages, err := r.compileStages(d, "chains."+name, chain)
+		if err != nil {
+			return nil, err
+		}
+		if s.chains == nil {
+			s.chains = map[string]compiledChain{}
+		}
+		s.chains[name] = compiledChain{stages: stages, handler: r.wrap(s, stages)}
+	}
+	return s, nil
+}
+
+// wrap wraps stages backwards around a terminal handler for snapshot s.
+func (r *Runtime) wrap(s *Snapshot, stages []Stage) middleware.Handler {
+	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(stages)}
+	for i := len(stages) - 1; i >= 0; i-- {
+		h = stages[i].Middleware.Wrap(h)
+	}
+	return h
+}
+
+// compileStages builds the stages of one chain (key names it in errors)
+// and checks their STATS keys. A stage of a named chain shares its state
+// (Params.Shared, keyed by the stage name) with the stage of the same name
+// elsewhere, so counters and the LOGS ring add up across listeners.
+func (r *Runtime) compileStages(d *Draft, key string, chain []StageConfig) ([]Stage, error) {
+	stages := make([]Stage, 0, len(chain))
 	present := map[string]bool{} // stage types so far
-	for i, st := range d.Chain {
+	for i, st := range chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
-			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
+			return nil, fmt.Errorf("%s[%d]: unknown stage type %q (known types: %s)", key, i, st.Type, strings.Join(middleware.Types(), ", "))
 		}
 		for _, dep := range info.Before {
 			if present[dep] {
-				return nil, fmt.Errorf("chain[%d] (%s): must come before every %q stage", i, st.Name, dep)
+				return nil, fmt.Errorf("%s[%d] (%s): must come before every %q stage", key, i, st.Name, dep)
 			}
 		}
 		mw, err := info.New(middleware.Params{
@@ -256,23 +320,58 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			Counters: runtimeCounters{rt: r},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
+			return nil, fmt.Errorf("%s[%d] (%s): %w", key, i, st.Name, err)
 		}
 		present[st.Type] = true
-		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
+		stages = append(stages, Stage{StageConfig: st, Middleware: mw})
 	}
-	if err := r.checkStatKeys(s.Stages); err != nil {
+	if err := r.checkStatKeys(stages); err != nil {
 		return nil, err
 	}
-	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
-		return nil, ErrNobodyCanConnect
+	return stages, nil
+}
+
+// chainOnlyStages are the stages of named chains whose name the main
+// chain lacks (a stage that shares its name shares its state, and so its
+// STATS, with the main chain's), once per name, by chain name.
+func (s *Snapshot) chainOnlyStages() []Stage {
+	seen := map[string]bool{}
+	for _, st := range s.Stages {
+		seen[st.Name] = true
 	}
-	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(s.Stages)}
-	for i := len(s.Stages) - 1; i >= 0; i-- {
-		h = s.Stages[i].Middleware.Wrap(h)
+	var out []Stage
+	for _, name := range slices.Sorted(maps.Keys(s.chains)) {
+		for _, st := range s.chains[name].stages {
+			if !seen[st.Name] {
+				seen[st.Name] = true
+				out = append(out, st)
+			}
+		}
 	}
-	s.Handler = h
-	return s, nil
+	return out
+}
+
+// chainConfigs returns the configurations of the named chains.
+func (s *Snapshot) chainConfigs() map[string][]StageConfig {
+	if len(s.chains) == 0 {
+		return nil
+	}
+	out := make(map[string][]StageConfig, len(s.chains))
+	for name, c := range s.chains {
+		out[name] = cloneChain(stageConfigs(c.stages))
+	}
+	return out
+}
+
+func cloneChains(m map[string][]StageConfig) map[string][]StageConfig {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]StageConfig, len(m))
+	for name, c := range m {
+		out[name] = cloneChain(c)
+	}
+	return out
 }
 
 // Reload applies a freshly loaded configuration: the settings, the chain
@@ -284,6 +383,7 @@ func (r *Runtime) Reload(cfg *Config) error {
 	s, err := r.commit(func(d *Draft, _ *State) error {
 		d.Settings = settingsOf(cfg)
 		d.Chain = cloneChain(cfg.Chain)
+		d.Chains = cloneChains(cfg.Chains)
 		if err := d.users.setConfigured(cfg.Users); err != nil {
 			return err
 		}
@@ -377,7 +477,8 @@ func (r *Runtime) Login(user, password string) (middleware.Role, bool) {
 // order and keyed by middleware.StatKey's rule, then the engine's own.
 func (r *Runtime) Stats() []middleware.Stat {
 	var out []middleware.Stat
-	for _, st := range r.snap.Load().Stages {
+	snap := r.snap.Load()
+	for _, st := range slices.Concat(snap.Stages, snap.chainOnlyStages()) {
 		out = stageStats(out, st)
 	}
 	return r.engineStats(out)
@@ -407,7 +508,7 @@ func (r *Runtime) engineStats(out []middleware.Stat) []middleware.Stat {
 	if snap := r.snap.Load(); snap != nil && len(snap.Settings.ProxyTrusted) > 0 || r.proxy.seen() {
 		out = r.proxy.stats(out)
 	}
-	return r.storeStats(r.commandStats(out))
+	return append(r.storeStats(r.commandStats(out)), r.doors.statsLines()...)
 }
 
 // checkStatKeys refuses stages of which two, or one and the engine, would

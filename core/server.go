@@ -24,9 +24,22 @@ const acceptLogEvery = 5 * time.Second
 // and returns when it stops accepting; the connections it started go on
 // until they end or Shutdown ends them.
 func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
+	return r.ServeListener(ctx, ln, ListenerSpec{Name: DefaultListener, Protocol: ProtoSOCKS5})
+}
+
+// serve is the accept loop of a listener.
+func (r *Runtime) serve(ctx context.Context, ln net.Listener, l *listener) error {
 	// Count the accept loop itself, so that Shutdown never waits from zero
-	// while a connection is being added.
+	// while a connection is being added; a loop that starts once Shutdown
+	// began does not serve.
+	r.loopsMu.Lock()
+	if r.stopped {
+		r.loopsMu.Unlock()
+		ln.Close()
+		return nil
+	}
 	r.conns.Add(1)
+	r.loopsMu.Unlock()
 	defer r.conns.Done()
 	stop := context.AfterFunc(ctx, func() {
 		r.draining.Store(true) // before the loop stops accepting
@@ -64,7 +77,7 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 		r.conns.Add(1)
 		go func() {
 			defer r.conns.Done()
-			r.serveConn(r.base, c)
+			r.serveConn(r.base, c, l)
 		}()
 	}
 }
@@ -75,6 +88,9 @@ func (r *Runtime) ServeSOCKS(ctx context.Context, ln net.Listener) error {
 // ServeSOCKS to return.
 func (r *Runtime) Shutdown(ctx context.Context) int {
 	r.draining.Store(true)
+	r.loopsMu.Lock()
+	r.stopped = true
+	r.loopsMu.Unlock()
 	done := make(chan struct{})
 	go func() { r.conns.Wait(); close(done) }()
 	select {
@@ -89,7 +105,7 @@ func (r *Runtime) Shutdown(ctx context.Context) int {
 }
 
 // serveConn serves one accepted connection through the live snapshot.
-func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
+func (r *Runtime) serveConn(parent context.Context, c net.Conn, l *listener) {
 	defer c.Close()
 	id := r.nextID.Add(1)
 	ctx, cancel := context.WithCancelCause(parent)
@@ -99,6 +115,7 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 	// reset (see closeFor).
 	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
 	defer stop()
+	l.stats.connections.Add(1)
 	start := time.Now()
 	snap := r.snap.Load()
 	// The one place the client's address is decided: the socket's peer,
@@ -118,23 +135,42 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn) {
 		ctx = withEarly(ctx, h.early)
 	}
 	s := &middleware.Session{
-		ID:     id,
-		Start:  start,
-		Client: client,
-		Via:    via,
-		Conn:   c,
-		Dialer: r.dialer,
+		ID:       id,
+		Start:    start,
+		Client:   client,
+		Via:      via,
+		Conn:     c,
+		Dialer:   r.dialer,
+		Listener: l.spec.Name,
 	}
 	r.sessions.add(s, cancel)
 	defer r.sessions.remove(id)
-	s.Logger = &connLogger{Logger: r.connLog, id: id, client: s.Client, via: s.Via}
+	lg := &connLogger{Logger: r.connLog, id: id, client: s.Client, via: s.Via}
+	if l.spec.Name != DefaultListener {
+		lg.listener = l.spec.Name
+	}
+	s.Logger = lg
 	defer func() {
 		if p := recover(); p != nil {
 			r.panics.Add(1)
 			s.Logger.Error("panic while serving connection", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}()
-	err := snap.Handler.ServeConn(ctx, s)
+	ctx, conn, proto, err := r.open(ctx, c, l, s, snap.Settings.HandshakeTimeout)
+	if err != nil {
+		if s.Logger.IsDebug() {
+			s.Logger.Debug("connection refused at the front door", "error", err)
+		}
+		return
+	}
+	s.Conn, s.Protocol = conn, proto
+	h := snap.handler(l.spec.Chain)
+	if h == nil { // its chain is gone: refuse rather than serve through another
+		s.Logger.Error("listener's chain is missing; connection closed", "chain", l.spec.Chain)
+		return
+	}
+	err = h.ServeConn(ctx, s)
+	countFrontDoorError(l, s, err)
 	if errors.Is(err, errRelayPanic) {
 		r.panics.Add(1)
 		s.Logger.Error("panic in the relay", "error", err)

@@ -118,6 +118,7 @@ func (t *sessionTable) list(now time.Time) []middleware.SessionInfo {
 		info := middleware.SessionInfo{
 			ID: id, User: ls.user, Client: ls.s.Client, Command: ls.cmd, Target: ls.target,
 			Up: up, Down: down, Start: ls.s.Start, Active: ls.s.Start, Egress: ls.s.Egress(),
+			Listener: ls.s.Listener,
 		}
 		if a := ls.s.Active.Load(); a != 0 {
 			info.Active = time.Unix(0, a)

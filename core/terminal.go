@@ -31,8 +31,11 @@ var _ middleware.Handler = (*terminal)(nil)
 // ServeConn serves one connection to its end and records the facts on s.
 func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	defer func() { s.End = time.Now() }()
+	if s.Protocol == middleware.ProtocolHTTP {
+		return t.serveHTTP(ctx, s)
+	}
 	client := s.Conn
-	if err := client.SetDeadline(time.Now().Add(t.settings.HandshakeTimeout)); err != nil {
+	if err := client.SetDeadline(t.handshakeDeadline(s)); err != nil {
 		return err
 	}
 	h := getHSReader(client)
@@ -50,6 +53,22 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	if err := client.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
+	return t.relay(s, client, target, early)
+}
+
+// handshakeDeadline is when the handshake must be done: the handshake
+// timeout after the connection was accepted, so that the time a front door
+// took (TLS, reading the first byte) counts too.
+func (t *terminal) handshakeDeadline(s *middleware.Session) time.Time {
+	if s.Start.IsZero() {
+		return time.Now().Add(t.settings.HandshakeTimeout)
+	}
+	return s.Start.Add(t.settings.HandshakeTimeout)
+}
+
+// relay sends target the bytes the client sent past its request (early),
+// then relays both ways until the connection ends.
+func (t *terminal) relay(s *middleware.Session, client, target net.Conn, early []byte) error {
 	if len(early) > 0 {
 		n, err := target.Write(early)
 		s.Up.Add(int64(n))
@@ -130,6 +149,21 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		return nil, t.udpAssociate(ctx, s)
 	}
 
+	target, err := t.dial(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.reply(s, middleware.ReplySucceeded, s.Bound); err != nil {
+		target.Close()
+		return nil, err
+	}
+	return target, nil
+}
+
+// dial opens the connection to s.Target through the Session's Dialer
+// within the connect timeout and records the bound address. A failure is
+// replied (its code) and returned as a *middleware.ReplyError.
+func (t *terminal) dial(ctx context.Context, s *middleware.Session) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, t.settings.ConnectTimeout)
 	target, err := s.Dialer.DialContext(dctx, "tcp", s.Target.String())
 	cancel()
@@ -140,12 +174,7 @@ func (t *terminal) handshake(ctx context.Context, s *middleware.Session, h *hsRe
 		t.reply(s, middleware.ReplyFor(err), netip.AddrPort{})
 		return nil, err
 	}
-	bound := addrPortOf(target.LocalAddr())
-	s.Bound = bound
-	if err := t.reply(s, middleware.ReplySucceeded, bound); err != nil {
-		target.Close()
-		return nil, err
-	}
+	s.Bound = addrPortOf(target.LocalAddr())
 	return target, nil
 }
 
@@ -173,11 +202,21 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	if err != nil {
 		return err
 	}
-	user := string(creds.user)
-	role, err := s.Auth.Authenticate(ctx, user, string(creds.pass))
+	if err := t.login(ctx, s, string(creds.user), string(creds.pass)); err != nil {
+		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
+		return err
+	}
+	_, err = s.Conn.Write([]byte{authVersion, authSuccess})
+	return err
+}
+
+// login checks a user name and password with the Session's authenticator
+// (RFC 1929's, and HTTP's Proxy-Authorization: Basic) and records the
+// identity on s. It returns ErrAuthFailed or ErrUserDeleted.
+func (t *terminal) login(ctx context.Context, s *middleware.Session, user, password string) error {
+	role, err := s.Auth.Authenticate(ctx, user, password)
 	if err != nil {
 		s.AuthState = middleware.AuthFailed
-		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		s.Logger.Debug("authentication failed", "user", hclog.Quote(user))
 		return ErrAuthFailed
 	}
@@ -190,15 +229,17 @@ func (t *terminal) authenticate(ctx context.Context, s *middleware.Session, h *h
 	t.rt.sessions.setUser(s.ID, user, external)
 	if !external && !t.rt.snap.Load().Users.Has(user) {
 		s.AuthState = middleware.AuthFailed
-		_, _ = s.Conn.Write([]byte{authVersion, authFailure})
 		return ErrUserDeleted
 	}
-	_, err = s.Conn.Write([]byte{authVersion, authSuccess})
-	return err
+	return nil
 }
 
-// reply sends a SOCKS reply and records it on the session.
+// reply sends a SOCKS reply (or, to an HTTP client, its HTTP status) and
+// records it on the session.
 func (t *terminal) reply(s *middleware.Session, code middleware.Reply, bound netip.AddrPort) error {
+	if s.Protocol == middleware.ProtocolHTTP {
+		return httpReply(s, code)
+	}
 	var buf [4 + 16 + 2]byte
 	b := appendReply(buf[:0], code, bound)
 	s.Reply, s.ReplySent = code, true

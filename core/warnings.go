@@ -16,15 +16,15 @@ type Warning struct {
 
 // StartupWarnings lists what an operator would want told at start about
 // the configuration and the state file at statePath: an admin port
-// reachable from other hosts (PCTP is plaintext), plaintext passwords in
+// reachable from other hosts without TLS, plaintext passwords in
 // a configuration file others may read, a PROXY protocol trusted list
 // that trusts everyone, and a state file others may read or write. It
 // reads only file modes.
 func StartupWarnings(cfg *Config, statePath string) []Warning {
 	var out []Warning
-	if ip, err := listenAddr(cfg.PCTP.Address); err == nil && !ip.IsLoopback() {
+	if ip, err := listenAddr(cfg.PCTP.Address); err == nil && !ip.IsLoopback() && !cfg.PCTP.TLS.Enabled() {
 		out = append(out, Warning{
-			Msg:  "PCTP admin port is not on loopback: its logins and commands cross the network in plaintext; firewall it or reach it through a tunnel",
+			Msg:  "PCTP admin port is not on loopback and runs without TLS: its logins and commands cross the network in plaintext; set pctp.tls, firewall it or reach it through a tunnel",
 			Args: []any{"key", "pctp.address", "address", listenerLabel(cfg.PCTP.Address)},
 		})
 	}

@@ -30,6 +30,7 @@ func TestStartupWarnings(t *testing.T) {
 		file      string
 		fileMode  os.FileMode
 		pctp      string
+		pctpTLS   bool
 		flagUser  bool
 		state     os.FileMode // 0: no state file
 		want      []string    // one warning each, by a word of its message
@@ -38,7 +39,9 @@ func TestStartupWarnings(t *testing.T) {
 		{name: "quiet", pctp: "127.0.0.1", file: plain, fileMode: 0o600, state: 0o600},
 		{name: "localhost is loopback", pctp: "localhost", file: plain, fileMode: 0o600},
 		{name: "ipv6 loopback", pctp: "::1"},
-		{name: "pctp on every address", pctp: "0.0.0.0", want: []string{"PCTP"}},
+		{name: "pctp on every address", pctp: "0.0.0.0", want: []string{"PCTP admin port is not on loopback and runs without TLS"}},
+		{name: "pctp on every address with TLS", pctp: "0.0.0.0", pctpTLS: true},
+		{name: "pctp on a LAN address with TLS", pctp: "192.0.2.1", pctpTLS: true},
 		{name: "pctp on the wildcard", pctp: "", want: []string{"PCTP"}},
 		{name: "pctp on a LAN address", pctp: "192.0.2.1", want: []string{"PCTP"}},
 		{name: "plaintext readable by others", pctp: "127.0.0.1", file: plain, fileMode: 0o644, want: []string{"plaintext passwords"}, wantNoArg: "wonderland"},
@@ -50,6 +53,9 @@ func TestStartupWarnings(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := &Config{PCTP: PCTPConfig{Address: tt.pctp}}
+			if tt.pctpTLS {
+				cfg.PCTP.TLS = TLSFiles{Cert: "proxy.pem", Key: "proxy.key"}
+			}
 			if tt.file != "" {
 				cfg.Source = write(t, "proxy.yaml", tt.file, tt.fileMode)
 				loaded, err := LoadConfig(LoadOptions{File: cfg.Source, Flags: map[string]any{"pctp.address": tt.pctp}})

@@ -25,6 +25,8 @@ type SessionInfo struct {
 	// Egress is which way the connection left (Session.Egress), "" before
 	// it dialed or when no egress stage said.
 	Egress string
+	// Listener names the listener that accepted the connection.
+	Listener string
 }
 
 // QuotaUsage is one user's traffic quota as an administrator sees it.

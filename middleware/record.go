@@ -32,6 +32,8 @@ type Record struct {
 	// Egress is which way the connection left (Session.Egress), "" when
 	// no egress stage said.
 	Egress string
+	// Listener names the listener that accepted the connection.
+	Listener string
 }
 
 // RecordOf returns the record of a finished session.
@@ -53,6 +55,7 @@ func RecordOf(s *Session) Record {
 		Up:        up,
 		Down:      down,
 		Egress:    s.Egress(),
+		Listener:  s.Listener,
 	}
 }
 

@@ -36,6 +36,13 @@ type Session struct {
 	Via netip.AddrPort
 	// Logger is named for the connection, with its id and client (set by the listener).
 	Logger hclog.Logger
+	// Listener names the listener that accepted the connection: "socks"
+	// for the `socks:` listener, else its `listeners:` name (set by the listener).
+	Listener string
+	// Protocol is the protocol the client speaks, told by the listener
+	// from the first byte: SOCKS5 or HTTP (set by the listener). Stages
+	// need not care: the terminal handler speaks it, with the same facts.
+	Protocol Protocol
 
 	// Conn is the client side. A stage may replace it with a wrapper
 	// (configure); the relay then copies through a buffer instead of letting
@@ -309,6 +316,24 @@ func (c Command) String() string {
 		return "-"
 	}
 	return "0x" + strconv.FormatUint(uint64(c), 16)
+}
+
+// Protocol is the protocol a client speaks on a front door.
+type Protocol uint8
+
+// Protocols. The zero value is SOCKS5, so a Session made without a
+// listener (tests) speaks SOCKS.
+const (
+	ProtocolSOCKS5 Protocol = iota
+	ProtocolHTTP
+)
+
+// String returns "socks5" or "http".
+func (p Protocol) String() string {
+	if p == ProtocolHTTP {
+		return "http"
+	}
+	return "socks5"
 }
 
 // Method is an RFC 1928 authentication method.

@@ -34,11 +34,13 @@ func liveCommands() []*command {
 
 // FormatSession formats an open connection as a SESSIONS line:
 //
-//	<id> <user> <client ip:port> <destination host:port> up=<bytes> down=<bytes> age=<s>s idle=<s>s rate=<bytes/s> [egress=<egress>]
+//	<id> <user> <client ip:port> <destination host:port> up=<bytes> down=<bytes> age=<s>s idle=<s>s rate=<bytes/s> [egress=<egress>] [listener=<name>]
 //
 // A missing user or destination is "-"; names are escaped like LOGS fields.
-// egress= ends the line when an egress stage (forward) said which way the
-// connection left: direct, bind=<ip>, interface=<name>, via=<url>,...
+// egress= follows when an egress stage (forward) said which way the
+// connection left: direct, bind=<ip>, interface=<name>, via=<url>,...;
+// listener= names the listener that accepted the connection (left out
+// when unknown).
 func FormatSession(si middleware.SessionInfo, now time.Time) string {
 	dest := "-"
 	if si.Target.Port != 0 || si.Target.Host() != "" {
@@ -53,6 +55,9 @@ func FormatSession(si middleware.SessionInfo, now time.Time) string {
 		int64(now.Sub(si.Start).Seconds()), int64(now.Sub(si.Active).Seconds()), int64(si.Rate))
 	if si.Egress != "" {
 		line += " egress=" + field(si.Egress)
+	}
+	if si.Listener != "" {
+		line += " listener=" + field(si.Listener)
 	}
 	return line
 }

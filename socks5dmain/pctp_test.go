@@ -338,7 +338,7 @@ chain:
 		t.Fatalf("SESSIONS = %q", lines)
 	}
 	f := strings.Fields(lines[0])
-	if len(f) != 9 || f[1] != "admin" || f[3] != echo || f[4] != "up=4" || f[5] != "down=4" {
+	if len(f) != 10 || f[1] != "admin" || f[3] != echo || f[4] != "up=4" || f[5] != "down=4" || f[9] != "listener=socks" {
 		t.Fatalf("SESSIONS line = %q", lines[0])
 	}
 	do(t, admin, "KILL "+f[0])

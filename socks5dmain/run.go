@@ -208,17 +208,24 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		socksLn.Close()
 		return fmt.Errorf("PCTP listener: %w", err)
 	}
+	doors, err := openFrontDoors(ctx, cfg)
+	if err != nil {
+		socksLn.Close()
+		pctpLn.Close()
+		return err
+	}
 	var metricsLn net.Listener
 	if cfg.Metrics.Enabled {
 		metricsLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Metrics.Address, strconv.Itoa(cfg.Metrics.Port)))
 		if err != nil {
 			socksLn.Close()
 			pctpLn.Close()
+			doors.close()
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 	}
 	// Clients may not reach these listeners through the proxy.
-	own := []net.Addr{socksLn.Addr(), pctpLn.Addr()}
+	own := append([]net.Addr{socksLn.Addr(), pctpLn.Addr()}, doors.addrs()...)
 	if metricsLn != nil {
 		own = append(own, metricsLn.Addr())
 	}
@@ -226,7 +233,7 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	instance := cfg.InstanceName(socksLn.Addr())
 	logger.Info("configuration loaded", "source", sourceOf(cfg), "chain", chainOf(cfg), "users", len(cfg.Users), "instance", instance)
 	logger.Info("SOCKS5 proxy listening", "address", socksLn.Addr().String())
-	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String())
+	logger.Info("PCTP admin listening", "address", pctpLn.Addr().String(), "tls", cfg.PCTP.TLS.Enabled())
 	if metricsLn != nil {
 		logger.Info("metrics listening", "address", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
@@ -234,7 +241,7 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 3+len(cfg.Listeners))
 	serve := func(ctx context.Context, name string, fn func(context.Context, net.Listener) error, ln net.Listener) {
 		wg.Add(1)
 		go func() {
@@ -247,7 +254,10 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
 	go rt.FollowStore(serveCtx) // a shared store's changes, applied here
 	serve(serveCtx, "SOCKS", rt.ServeSOCKS, socksLn)
-	serve(serveCtx, "PCTP", admin.Serve, pctpLn)
+	serve(serveCtx, "PCTP", admin.Serve, doors.pctpListener(pctpLn))
+	doors.serve(logger, func(name string, spec core.ListenerSpec, ln net.Listener) {
+		serve(serveCtx, name, func(ctx context.Context, ln net.Listener) error { return rt.ServeListener(ctx, ln, spec) }, ln)
+	})
 	// The metrics listener serves through the drain, so that /ready can
 	// tell load balancers the server is draining.
 	metricsCtx, stopMetrics := context.WithCancel(context.Background())
@@ -273,6 +283,7 @@ wait:
 			// Log rotation moved the files away and signalled: reopen
 			// them even if the reload below is rejected.
 			rt.ReopenFiles()
+			doors.reloadCerts(logger)
 			before := rt.Users()
 			next, err := load()
 			if err == nil {
@@ -340,6 +351,9 @@ func needsRestart(old, next *core.Config) string {
 	}
 	if old.PCTP != next.PCTP {
 		keys = append(keys, "pctp")
+	}
+	if listenersChanged(old, next) {
+		keys = append(keys, "listeners")
 	}
 	if old.Metrics != next.Metrics {
 		keys = append(keys, "metrics")

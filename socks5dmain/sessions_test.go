@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var sessionRE = regexp.MustCompile(`^\d+ alice \S+ \S+ up=(\d+) down=(\d+) age=\d+s idle=(\d+)s rate=(\d+)$`)
+var sessionRE = regexp.MustCompile(`^\d+ alice \S+ \S+ up=(\d+) down=(\d+) age=\d+s idle=(\d+)s rate=(\d+) listener=socks$`)
 
 // A transfer paced by the ratelimit stage far below the relay's buffer
 // size (8 KiB/s against 32 KiB) moves a piece at a time, and SESSIONS

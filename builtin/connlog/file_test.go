@@ -229,13 +229,14 @@ func TestWriteJSONLines(t *testing.T) {
 		{
 			facts: func(s *middleware.Session) {
 				s.User, s.AuthState, s.Command = "alice", middleware.AuthOK, middleware.CmdConnect
+				s.Listener = "office" // a listener of `listeners:`
 				s.Target = middleware.Target{Name: "example.org", Port: 443}
 				s.Reply, s.ReplySent = middleware.ReplySucceeded, true
 				s.Up.Store(750)
 				s.Down.Store(15000)
 				s.End = s.Start.Add(1500 * time.Millisecond)
 			},
-			want: `{"time":"2025-07-13T11:55:03.123Z","user":"alice","client_ip":"127.0.0.1","client_port":50514,"host":"example.org","port":443,"reply":0,"bytes":15750,"auth":"Auth","id":1,"command":"CONNECT","up":750,"down":15000,"duration":1.5,"reason":"ok"}`,
+			want: `{"time":"2025-07-13T11:55:03.123Z","user":"alice","client_ip":"127.0.0.1","client_port":50514,"host":"example.org","port":443,"reply":0,"bytes":15750,"auth":"Auth","id":1,"command":"CONNECT","up":750,"down":15000,"duration":1.5,"reason":"ok","listener":"office"}`,
 		},
 		{ // no reply sent: null; the client hung up
 			facts: func(s *middleware.Session) {

@@ -41,8 +41,9 @@ type jsonLine struct {
 	// ViaIP and ViaPort are the load balancer the connection came
 	// through when the client's address came from a PROXY protocol
 	// header; absent otherwise.
-	ViaIP   string `json:"via_ip,omitempty"`
-	ViaPort uint16 `json:"via_port,omitempty"`
+	ViaIP    string `json:"via_ip,omitempty"`
+	ViaPort  uint16 `json:"via_port,omitempty"`
+	Listener string `json:"listener,omitempty"`
 	// Egress is which way the connection left (the forward stage's
 	// choice); absent when no egress stage said.
 	Egress string `json:"egress,omitempty"`
@@ -64,6 +65,7 @@ func lineOf(r *middleware.Record) jsonLine {
 		Duration: math.Round(r.Duration.Seconds()*1e6) / 1e6,
 		Reason:   r.Reason,
 		Egress:   r.Egress,
+		Listener: r.Listener,
 	}
 	if r.Client.IsValid() {
 		l.ClientIP = r.Client.Addr().Unmap().String()
@@ -104,6 +106,7 @@ func parseLine(b []byte) (middleware.Record, error) {
 		Duration:  time.Duration(math.Round(l.Duration*1e6)) * time.Microsecond,
 		Reason:    l.Reason,
 		Egress:    l.Egress,
+		Listener:  l.Listener,
 		Target:    middleware.Target{Port: l.Port},
 	}
 	if l.ClientIP != "" {

@@ -23,6 +23,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,8 +64,8 @@ func main() {
 	os.Exit(code)
 }
 
-const usageText = `usage: pctp [-h HOST] [-p PORT] [-d LEVEL] [-u USER]
-       pctp [-h HOST] [-p PORT] -u USER top [-i INTERVAL] [-n COUNT]
+const usageText = `usage: pctp [-h HOST] [-p PORT] [-tls] [-cafile FILE] [-d LEVEL] [-u USER]
+       pctp [-h HOST] [-p PORT] [-tls] [-cafile FILE] -u USER top [-i INTERVAL] [-n COUNT]
 
 Administers a socks5d proxy over PCTP, its admin protocol.
 
@@ -81,6 +82,10 @@ that is not a terminal it prints one frame per refresh instead.
 
   -h HOST      PCTP server host (default localhost); -h alone: this help
   -p PORT      PCTP server port (default 8080)
+  -tls         speak TLS to a server with pctp.tls set, verifying its
+               certificate against the system's CAs (default off)
+  -cafile FILE with -tls (implied), verify the certificate against the
+               CA certificates (PEM) in FILE instead (default none)
   -d LEVEL     log level: DEBUG, INFO, WARN, ERROR or NONE (default WARN)
   -u USER      log in as USER first; the password comes from $PCTP_PASSWORD
                or, on a terminal, a prompt without echo (default none: no login)
@@ -103,6 +108,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	user := fs.String("u", "", "")
 	refresh := fs.String("i", defaultRefresh.String(), "")
 	count := fs.Int("n", 0, "")
+	useTLS := fs.Bool("tls", false, "")
+	caFile := fs.String("cafile", "", "")
 	if len(args) > 0 && (args[len(args)-1] == "-h" || args[len(args)-1] == "--h") {
 		args = append(args[:len(args)-1:len(args)-1], "-help") // -h with no host: help
 	}
@@ -164,11 +171,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	addr := net.JoinHostPort(*host, *port)
+	var tlsConfig *tls.Config
+	if *useTLS || *caFile != "" {
+		if tlsConfig, err = clientTLS(*host, *caFile); err != nil {
+			fmt.Fprintf(stderr, "pctp: -cafile: %v\n", err)
+			return exitUsage
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	conn, err := dial(dctx, addr, tlsConfig)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "pctp: cannot connect to %s: %v\n", addr, err)
+		fmt.Fprintf(stderr, "pctp: cannot connect to %s: %s\n", addr, dialErrorText(err))
 		return exitConnect
 	}
 	log.Debug("connected", "addr", addr)

@@ -106,6 +106,13 @@ func server(t *testing.T) string {
 // serverWith runs a real pctp.Server with a and returns its port.
 func serverWith(t *testing.T, a *admin) string {
 	t.Helper()
+	return serveOn(t, a, nil)
+}
+
+// serveOn runs a real pctp.Server with a on a listener that wrap (when
+// not nil) wraps, and returns its port.
+func serveOn(t *testing.T, a *admin, wrap func(net.Listener) net.Listener) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -116,9 +123,13 @@ func serverWith(t *testing.T, a *admin) string {
 		Admin:      a,
 		LoginDelay: func(int) time.Duration { return 0 },
 	}
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	go func() {
 		defer close(done)
-		srv.Serve(ctx, ln)
+		srv.Serve(ctx, served)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -143,3 +143,17 @@ func buildSocks5d(t *testing.T, dir string) string {
 	}
 	return bin
 }
+
+// --vs-http: socks5d over SOCKS5 and over HTTP CONNECT on one mixed
+// listener of the same process, every figure present for both.
+func TestShortSocks5dHTTP(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSocks5d(t, dir)
+	cfg := filepath.Join(dir, "bench.yaml")
+	tmpl := `sh -c 'printf "listeners: [{name: h, address: 127.0.0.1, port: %s, protocol: mixed}]\n" {port3} > ` + cfg +
+		` && exec ` + bin + ` -c ` + cfg + ` -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass} -d ERROR'`
+	rep := runShort(t, "--dir", dir, "--server", tmpl, "--vs-http")
+	if len(rep.Servers) != 2 || !strings.HasSuffix(rep.Servers[1].Name, " http") {
+		t.Errorf("servers = %+v", rep.Servers)
+	}
+}

@@ -4,7 +4,8 @@
 //
 // It starts each server from a command template in which {port} (the
 // SOCKS port, chosen free on 127.0.0.1), {port2} (a second free port, e.g.
-// for an admin listener), {user} and {pass} are replaced:
+// for an admin listener), {port3} (a third, for an HTTP CONNECT listener
+// with --vs-http), {user} and {pass} are replaced:
 //
 //	socks5-bench --server 'microsocks -i 127.0.0.1 -p {port} -u {user} -P {pass}'
 //	socks5-bench --server 'socks5d -l 127.0.0.1 -p {port} -L 127.0.0.1 -P {port2} -u {user}:{pass}' \
@@ -17,6 +18,9 @@
 // relayed connections open at once (lowered to fit RLIMIT_NOFILE): how many
 // succeeded, the server's RSS growth per connection and its CPU seconds;
 // (d) 64-byte round-trip p50/p99 over one established connection.
+// With --vs-http the second server is the first one reached over HTTP
+// CONNECT at {port3} (Proxy-Authorization: Basic), so the table sets HTTP
+// CONNECT beside SOCKS5 on one server.
 // With --vs the servers take turns on every measurement (which one goes
 // first alternates too); --repeat N reports medians of N turns; --short is
 // a smoke run of a few seconds; --json prints the report as JSON. Every
@@ -56,6 +60,7 @@ func main() {
 type options struct {
 	server, vs   string
 	upstream     string
+	vsHTTP       bool
 	user, pass   string
 	json         bool
 	short        bool
@@ -115,6 +120,7 @@ flags:
 	fs.StringVar(&o.server, "server", "", "command template of the server under test (A); must contain {port}")
 	fs.StringVar(&o.vs, "vs", "", "command template of a second server (B), measured in turns with A")
 	fs.StringVar(&o.upstream, "upstream", "", "command template of an upstream server started first; its address fills {upstream} in the other templates, and without --vs it is B itself (one hop, beside A's chain of two)")
+	fs.BoolVar(&o.vsHTTP, "vs-http", false, "B is server A reached over HTTP CONNECT at 127.0.0.1:{port3} (the template opens an HTTP or mixed listener there); not with --vs")
 	fs.StringVar(&o.user, "user", "bench", "username for {user} and RFC 1929 auth; empty disables auth")
 	fs.StringVar(&o.pass, "pass", "bench-secret", "password for {pass}")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
@@ -155,6 +161,9 @@ flags:
 	if o.server == "" {
 		fs.Usage()
 		return o, errors.New("--server is required")
+	}
+	if o.vsHTTP && (o.vs != "" || o.upstream != "") {
+		return o, errors.New("--vs-http, --vs and --upstream each name server B; give one")
 	}
 	for _, c := range []struct {
 		name string
@@ -252,6 +261,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s does not relay a test connection: %w\nits output:\n%s", e.name, err, srv.logTail(4096))
 		}
 		servers = append(servers, e)
+		if opt.vsHTTP {
+			h := &endpoint{label: "b", name: e.name + " http", proxy: srv.addr3, http: true, user: opt.user, pass: opt.pass, srv: srv}
+			progress("b = %s over HTTP CONNECT on %s", e.name, srv.addr3)
+			if err := b.cycle(ctx, h, time.Now().Add(opTimeout)); err != nil {
+				return fmt.Errorf("%s does not relay a test connection over HTTP CONNECT at {port3}: %w\nits output:\n%s", e.name, err, srv.logTail(4096))
+			}
+			templates = append(templates, opt.server)
+			servers = append(servers, h)
+		}
 	}
 
 	limits := []uint64{nofile}

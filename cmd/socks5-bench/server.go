@@ -27,10 +27,13 @@ type server struct {
 	name string
 	argv []string
 	addr string // 127.0.0.1:port
-	cmd  *exec.Cmd
-	log  *os.File // the process's stdout and stderr
-	done chan struct{}
-	err  error // from Wait, valid once done is closed
+	// addr3 is 127.0.0.1:{port3}, where a template may open an HTTP
+	// CONNECT listener (--vs-http).
+	addr3 string
+	cmd   *exec.Cmd
+	log   *os.File // the process's stdout and stderr
+	done  chan struct{}
+	err   error // from Wait, valid once done is closed
 }
 
 // splitWords splits a command template into words the way a POSIX shell
@@ -143,13 +146,14 @@ func serverName(tmpl string) string {
 // group, with its output in a temporary file, and waits until its port
 // accepts connections.
 func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time.Duration, extra ...string) (*server, error) {
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, fmt.Errorf("picking a port: %w", err)
 	}
 	vars := map[string]string{
 		"port":  strconv.Itoa(ports[0]),
 		"port2": strconv.Itoa(ports[1]),
+		"port3": strconv.Itoa(ports[2]),
 		"user":  user,
 		"pass":  pass,
 	}
@@ -165,11 +169,12 @@ func startServer(ctx context.Context, tmpl, user, pass, dir string, timeout time
 		return nil, err
 	}
 	s := &server{
-		name: serverName(tmpl),
-		argv: argv,
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-		log:  log,
-		done: make(chan struct{}),
+		name:  serverName(tmpl),
+		argv:  argv,
+		addr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		addr3: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2])),
+		log:   log,
+		done:  make(chan struct{}),
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir

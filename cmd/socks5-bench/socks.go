@@ -19,6 +19,7 @@ type endpoint struct {
 	label string // "direct", "a" or "b"
 	name  string // shown in the table
 	proxy string // host:port of the SOCKS5 server; "" means direct
+	http  bool   // the proxy speaks HTTP CONNECT, not SOCKS5
 	user  string
 	pass  string
 	srv   *server // nil for direct
@@ -45,7 +46,11 @@ func (e *endpoint) dial(ctx context.Context, target netip.AddrPort, deadline tim
 	if e.proxy == "" {
 		return tc, nil
 	}
-	if err := socksConnect(tc, e.user, e.pass, target); err != nil {
+	connect := func() error { return socksConnect(tc, e.user, e.pass, target) }
+	if e.http {
+		connect = func() error { return httpConnect(tc, e.user, e.pass, target) }
+	}
+	if err := connect(); err != nil {
 		tc.Close()
 		return nil, err
 	}

@@ -183,6 +183,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	r.snap.Store(s)
+	middleware.Activate(s.middlewares()...)
 	return r, nil
 }
 
@@ -217,23 +218,38 @@ func (r *Runtime) commit(fn func(*Draft, *State) error, st *State) (*Snapshot, e
 	return r.compile(d)
 }
 
-// install makes s the live snapshot and ends the sessions of users that
-// no longer exist. The caller holds r.mu.
+// install makes s the live snapshot, activates its stages and cleans up
+// those of the snapshot it replaced (middleware.Activator, Cleaner), and
+// ends the sessions of users that no longer exist. The caller holds r.mu.
 func (r *Runtime) install(s *Snapshot) {
-	r.snap.Store(s)
+	old := r.snap.Swap(s)
+	middleware.Activate(s.middlewares()...)
+	middleware.Cleanup(old.middlewares()...)
 	for _, id := range r.sessions.orphans(s.Users) {
 		r.sessions.kill(id, ErrUserDeleted)
 	}
 }
 
 // compile builds every stage from its configuration and wraps the chain
-// backwards around the terminal handler.
+// backwards around the terminal handler. When it fails, the stages it
+// built are cleaned up (they never go live).
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
-	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
+	s, err := r.build(d)
+	if err != nil {
+		middleware.Cleanup(s.middlewares()...)
+		return nil, err
+	}
+	return s, nil
+}
+
+// build is compile but for the cleanup: on failure, s holds the stages
+// built so far.
+func (r *Runtime) build(d *Draft) (s *Snapshot, err error) {
+	s = &Snapshot{Settings: d.Settings, Users: d.users, Stages: make([]Stage, 0, len(d.Chain))}
 	for i, st := range d.Chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
-			return nil, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
+			return s, fmt.Errorf("chain[%d]: unknown stage type %q (known types: %s)", i, st.Type, strings.Join(middleware.Types(), ", "))
 		}
 		mw, err := info.New(middleware.Params{
 			Name:    st.Name,
@@ -245,15 +261,15 @@ func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
 			Bans:    r.bans,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
+			return s, fmt.Errorf("chain[%d] (%s): %w", i, st.Name, err)
 		}
 		s.Stages = append(s.Stages, Stage{StageConfig: st, Middleware: mw})
 	}
 	if err := r.checkStatKeys(s.Stages); err != nil {
-		return nil, err
+		return s, err
 	}
 	if s.Users.Len() == 0 && !allowsAnonymous(s) {
-		return nil, ErrNobodyCanConnect
+		return s, ErrNobodyCanConnect
 	}
 	var h middleware.Handler = &terminal{rt: r, settings: s.Settings, policies: policiesOf(s.Stages)}
 	for i := len(s.Stages) - 1; i >= 0; i-- {
@@ -307,6 +323,18 @@ func allowsAnonymous(s *Snapshot) bool {
 		}
 	}
 	return false
+}
+
+// middlewares returns the snapshot's stages; none for a nil snapshot.
+func (s *Snapshot) middlewares() []middleware.Middleware {
+	if s == nil {
+		return nil
+	}
+	out := make([]middleware.Middleware, len(s.Stages))
+	for i, st := range s.Stages {
+		out[i] = st.Middleware
+	}
+	return out
 }
 
 // stageConfigs returns the configurations of compiled stages.

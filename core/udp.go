@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,8 +71,8 @@ var udpPool = poolFor(udpBufSize)
 
 // validate checks socks.udp.
 func (c UDPConfig) validate() error {
-	if _, _, err := parsePortRange(c.Ports); err != nil {
-		return fmt.Errorf("%w: socks.udp.ports: %w", ErrConfig, err)
+	if c.Ports.Lo == 0 && c.Ports.Hi != 0 {
+		return keyError("socks.udp.ports", "%s: want 0 (any port), a port or a range low-high of ports 1-65535", c.Ports)
 	}
 	if c.Advertise != "" {
 		a, err := netip.ParseAddr(c.Advertise)
@@ -95,32 +93,13 @@ func (c UDPConfig) validate() error {
 // built by hand) take the default.
 func udpSettingsOf(c UDPConfig) UDPSettings {
 	u := UDPSettings{IdleTimeout: c.IdleTimeout, MaxAssociations: c.MaxAssociations, PerUser: c.PerUser}
-	u.PortLow, u.PortHigh, _ = parsePortRange(c.Ports)
+	u.PortLow, u.PortHigh = c.Ports.Lo, c.Ports.Hi
 	u.Advertise, _ = netip.ParseAddr(c.Advertise)
 	u.Advertise = u.Advertise.Unmap()
 	if u.IdleTimeout <= 0 {
 		u.IdleTimeout = defaultUDPIdle
 	}
 	return u
-}
-
-// parsePortRange parses "0" or "" (any port), "N" or "LOW-HIGH".
-func parsePortRange(s string) (uint16, uint16, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "0" {
-		return 0, 0, nil
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-	b := a
-	var err2 error
-	if isRange {
-		b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-	}
-	if err1 != nil || err2 != nil || a == 0 || b < a {
-		return 0, 0, fmt.Errorf("want 0 (any port), a port or a range low-high of ports 1-65535, got %q", s)
-	}
-	return uint16(a), uint16(b), nil
 }
 
 // The UDP request header codec: RSV RSV FRAG ATYP DST.ADDR DST.PORT DATA.

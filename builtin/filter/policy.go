@@ -133,8 +133,6 @@ func roleBit(r middleware.Role) uint8 {
 	return 0
 }
 
-type portRange struct{ lo, hi uint16 }
-
 // rule is a compiled Rule; it is immutable but for its hit counter, which
 // lives in the shared pool.
 type rule struct {
@@ -148,11 +146,11 @@ type rule struct {
 	suffixes  []string       // ".x" kept as "x": x and the names below it
 	prefixes  []netip.Prefix // CIDRs and addresses, unmapped and masked
 
-	ports    []portRange    // nil: any
-	commands uint8          // 0: any
-	users    []string       // nil: any
-	roles    uint8          // 0: any
-	sources  []netip.Prefix // nil: any
+	ports    []middleware.PortRange // nil: any
+	commands uint8                  // 0: any
+	users    []string               // nil: any
+	roles    uint8                  // 0: any
+	sources  []netip.Prefix         // nil: any
 
 	hits *atomic.Int64
 }
@@ -304,24 +302,14 @@ func parseNet(v string) (netip.Prefix, string, bool) {
 	return netip.PrefixFrom(a, a.BitLen()), a.String(), true
 }
 
-// parsePorts parses "443" or "1-1023".
-func parsePorts(v string) (portRange, string, bool) {
-	lo, hi, isRange := strings.Cut(v, "-")
-	a, err := strconv.ParseUint(lo, 10, 16)
+// parsePorts parses "443" or "1-1023" (middleware.ParsePortRange) and
+// returns its canonical text.
+func parsePorts(v string) (middleware.PortRange, string, bool) {
+	pr, err := middleware.ParsePortRange(v)
 	if err != nil {
-		return portRange{}, "", false
+		return middleware.PortRange{}, "", false
 	}
-	b := a
-	if isRange {
-		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
-			return portRange{}, "", false
-		}
-	}
-	pr := portRange{uint16(a), uint16(b)}
-	if a == b {
-		return pr, strconv.FormatUint(a, 10), true
-	}
-	return pr, strconv.FormatUint(a, 10) + "-" + strconv.FormatUint(b, 10), true
+	return pr, pr.String(), true
 }
 
 // normName lowercases a host name and drops one trailing dot.
@@ -436,7 +424,7 @@ func (r *rule) others(q *query) bool {
 	if r.users != nil && !slices.Contains(r.users, q.user) {
 		return false
 	}
-	if r.ports != nil && !slices.ContainsFunc(r.ports, func(pr portRange) bool { return pr.lo <= q.port && q.port <= pr.hi }) {
+	if r.ports != nil && !slices.ContainsFunc(r.ports, func(pr middleware.PortRange) bool { return pr.Contains(q.port) }) {
 		return false
 	}
 	if r.sources != nil && !slices.ContainsFunc(r.sources, func(p netip.Prefix) bool { return p.Contains(q.client) }) {

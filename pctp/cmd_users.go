@@ -150,20 +150,5 @@ func cmdList(_ context.Context, s *session, _ string) reply {
 // listName escapes control characters (TAB included) as %XX, so a name
 // from the configuration file cannot break a LIST line.
 func listName(name string) string {
-	if !strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return name
-	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < ' ' || c == 0x7f {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&0xf])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return escapeHex(name, func(r rune) bool { return r < ' ' || r == 0x7f })
 }

@@ -76,11 +76,11 @@ func (d *Draft) DeleteUser(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
+	if err := middleware.CheckRemoval(e.role, d.users.admins()); err != nil {
+		return err
+	}
 	if e.fromFlag {
 		return fmt.Errorf("%w: %q", ErrUserFromFlag, name)
-	}
-	if e.role == middleware.RoleAdmin && d.users.admins() == 1 {
-		return ErrLastAdmin
 	}
 	delete(d.users.m, name)
 	return nil

@@ -40,18 +40,7 @@ func ParsePort(s string) (Port, error) {
 }
 
 // UnmarshalJSON accepts a number or a string holding one.
-func (p *Port) UnmarshalJSON(b []byte) error {
-	text, err := scalarText(b, "a port")
-	if err != nil {
-		return err
-	}
-	v, err := ParsePort(text)
-	if err != nil {
-		return err
-	}
-	*p = v
-	return nil
-}
+func (p *Port) UnmarshalJSON(b []byte) error { return unmarshalScalar(b, "a port", ParsePort, p) }
 
 // String prints the port in decimal.
 func (p Port) String() string { return strconv.Itoa(int(p)) }
@@ -87,16 +76,7 @@ func ParsePortRange(s string) (PortRange, error) {
 // UnmarshalJSON accepts a number (one port) or a string (a port or a
 // range).
 func (r *PortRange) UnmarshalJSON(b []byte) error {
-	text, err := scalarText(b, "a port or a range")
-	if err != nil {
-		return err
-	}
-	v, err := ParsePortRange(text)
-	if err != nil {
-		return err
-	}
-	*r = v
-	return nil
+	return unmarshalScalar(b, "a port or a range", ParsePortRange, r)
 }
 
 // String prints "443" for a single port, "1-1023" for a range.
@@ -109,6 +89,21 @@ func (r PortRange) String() string {
 
 // Contains reports whether port is in the range.
 func (r PortRange) Contains(port uint16) bool { return r.Lo <= port && port <= r.Hi }
+
+// unmarshalScalar reads b, a JSON number or string, with parse into *out;
+// what names what it wants in the error.
+func unmarshalScalar[T any](b []byte, what string, parse func(string) (T, error), out *T) error {
+	text, err := scalarText(b, what)
+	if err != nil {
+		return err
+	}
+	v, err := parse(text)
+	if err != nil {
+		return err
+	}
+	*out = v
+	return nil
+}
 
 // scalarText returns a JSON number's text or a JSON string's content;
 // anything else is ErrBadValue, saying it wants what.

@@ -1,4 +1,4 @@
-package main
+package socks5dmain
 
 import (
 	"fmt"

@@ -109,3 +109,32 @@ func BenchmarkDefaultChain(b *testing.B) {
 type nopDialer struct{}
 
 func (nopDialer) DialContext(context.Context, string, string) (net.Conn, error) { return nil, nil }
+
+// TestSettingsPasteBack: every setting every registered stage lists, with
+// its defaults, is taken back by mwtest.Set (CONFIG's reader and the
+// stage's New) and lists the same. cmd/socks5d's TestConfigLinesPasteBack
+// does the same through PCTP with other values.
+func TestSettingsPasteBack(t *testing.T) {
+	for _, typ := range middleware.Types() {
+		p := mwtest.Params(typ, nil)
+		mw := mwtest.New(t, typ, p)
+		tun, ok := mw.(middleware.Tunable)
+		if !ok {
+			continue
+		}
+		before := tun.Settings()
+		for _, s := range before {
+			again, _, err := mwtest.Set(typ, p, s.Key, s.Value)
+			if err != nil {
+				t.Errorf("%s.%s=%s: %v", typ, s.Key, s.Value, err)
+				continue
+			}
+			// CONFIG lists key: value (limits' help says whether its
+			// max_connections is the automatic one: that may change).
+			sameLines := func(a, b middleware.Setting) bool { return a.Key == b.Key && a.Value == b.Value }
+			if after := again.(middleware.Tunable).Settings(); !slices.EqualFunc(after, before, sameLines) {
+				t.Errorf("%s.%s=%s changed the settings:\nbefore %v\nafter  %v", typ, s.Key, s.Value, before, after)
+			}
+		}
+	}
+}

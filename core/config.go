@@ -105,9 +105,10 @@ type BindConfig struct {
 
 // UDPConfig configures the UDP ASSOCIATE command (RFC 1928).
 type UDPConfig struct {
-	// Ports is the range the client-facing relay port is taken from:
-	// "0" (any ephemeral port) or "low-high".
-	Ports string `koanf:"ports"`
+	// Ports is the range the client-facing relay port is taken from: 0
+	// (any ephemeral port), a port, or "low-high", written as a number
+	// or as text.
+	Ports middleware.PortRange `koanf:"ports"`
 	// Advertise is the IP sent in the reply instead of the relay socket's
 	// own (for a server behind NAT); "" sends the relay's.
 	Advertise string `koanf:"advertise"`

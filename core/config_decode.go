@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,7 +25,10 @@ import (
 // takes a whole number (from a string only in base 10: the environment and
 // flags are text); a duration needs a unit.
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
 
 // decodeConfig decodes the merged sources into cfg.
 func decodeConfig(raw map[string]any, cfg *Config) error {
@@ -80,6 +84,10 @@ func strictHook(from, to reflect.Value) (any, error) {
 	switch {
 	case to.Type() == durationType:
 		return decodeDuration(v)
+	case reflect.PointerTo(to.Type()).Implements(unmarshalerType):
+		// The kit's value types (middleware.PortRange, ...) read every
+		// form an operator types, as they do in a stage's settings.
+		return decodeJSON(v, to.Type())
 	case to.Kind() == reflect.String:
 		if s, ok := v.(string); ok {
 			return s, nil
@@ -123,6 +131,19 @@ func decodeDuration(v any) (time.Duration, error) {
 		return middleware.ParseDuration(fmt.Sprint(x)) // 0, else "write 10s"
 	}
 	return 0, fmt.Errorf("must be a duration such as 10s, got %s", kindOf(v))
+}
+
+// decodeJSON reads v into a new value of type t, which reads JSON.
+func decodeJSON(v any, t reflect.Type) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	p := reflect.New(t)
+	if err := json.Unmarshal(raw, p.Interface()); err != nil {
+		return nil, err
+	}
+	return p.Elem().Interface(), nil
 }
 
 // decodeInt reads a whole number: an integer, or base-10 text.

@@ -334,7 +334,6 @@ func TestLoadConfigStringsAsWritten(t *testing.T) {
 		{"log:\n  level: 1\n", "log.level"},
 		{"data_dir: 5\n", "data_dir"},
 		{"socks:\n  address: 0\n", "socks.address"},
-		{"socks:\n  udp:\n    ports: 0\n", "socks.udp.ports"},
 		{"chain:\n  - use: 5\n", "chain[0].use"},
 		{"chain:\n  - use: auth\n    name: true\n", "chain[0].name"},
 	} {

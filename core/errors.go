@@ -1,6 +1,10 @@
 package core
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/socks5d/socks5d/middleware"
+)
 
 // Sentinel errors. Wire errors describe what a client sent; the others what
 // a configuration or a change asked for.
@@ -96,8 +100,9 @@ var (
 	// ErrUserFromFlag: deleting a user given with -u, which the command
 	// line would bring back at the next reload or start.
 	ErrUserFromFlag = errors.New("core: user was given with -u on the command line; remove it there")
-	// ErrLastAdmin: the change would leave no ADMIN user.
-	ErrLastAdmin = errors.New("core: cannot remove the last admin")
+	// ErrLastAdmin: the change would leave no ADMIN user. It is
+	// middleware.ErrLastAdmin, the rule's own (middleware.CheckRemoval).
+	ErrLastAdmin = middleware.ErrLastAdmin
 	// ErrBadUser: a user that cannot be stored: a name or password outside
 	// 1–255 octets, a name that is not valid UTF-8 or holds a control
 	// character, a bad hash. It is wrapped beside the precise reason.

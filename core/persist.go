@@ -89,11 +89,13 @@ func (r *Runtime) changeOnce(fn func(*Draft, *State) error) (base int64, err err
 	if ss := r.sharedStore(); ss != nil {
 		rev, err := ss.SaveChange(r.state, st, base)
 		if err != nil {
+			middleware.Cleanup(s.middlewares()...) // never live
 			return base, fmt.Errorf("the change was not saved, so it was not made: %w", err)
 		}
 		r.rev.Store(rev)
 	} else if r.store != nil {
 		if err := r.store.Save(st); err != nil {
+			middleware.Cleanup(s.middlewares()...) // never live
 			return base, fmt.Errorf("the change was not saved, so it was not made: %w", err)
 		}
 	}
@@ -114,6 +116,12 @@ func (r *Runtime) ReopenFiles() {
 	}
 }
 
-// Close releases what the runtime's stages share (a log file's writer
-// flushes what it queued). Call it once, after Shutdown.
-func (r *Runtime) Close() error { return r.shared.Close() }
+// Close cleans up the live snapshot's stages (middleware.Cleaner) and
+// releases what the runtime's stages share (a log file's writer flushes
+// what it queued). Call it once, after Shutdown.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	middleware.Cleanup(r.snap.Load().middlewares()...)
+	r.mu.Unlock()
+	return r.shared.Close()
+}

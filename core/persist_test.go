@@ -225,3 +225,19 @@ func TestDeleteFlagUserIsRefused(t *testing.T) {
 		t.Error("the -u user lost its password")
 	}
 }
+
+// The last ADMIN is refused as the last ADMIN (PCTP's own reply), even
+// when it was given with -u.
+func TestLastAdminFromFlag(t *testing.T) {
+	cfg, err := LoadConfig(LoadOptions{File: writeFile(t, "chain:\n  - use: test.auth\n"), Users: []string{"root:secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := NewRuntime(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.DeleteUser("root"); !errors.Is(err, middleware.ErrLastAdmin) || errors.Is(err, ErrUserFromFlag) {
+		t.Fatalf("DeleteUser of the last admin, given with -u = %v, want ErrLastAdmin", err)
+	}
+}

@@ -94,11 +94,11 @@ func (d *Draft) DeleteUser(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
+	if err := middleware.CheckRemoval(e.role, d.users.admins()); err != nil {
+		return err
+	}
 	if e.fromFlag {
 		return fmt.Errorf("%w: %q", ErrUserFromFlag, name)
-	}
-	if e.role == middleware.RoleAdmin && d.users.admins() == 1 {
-		return ErrLastAdmin
 	}
 	delete(d.users.m, name)
 	return nil
@@ -212,6 +212,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	r.snap.Store(s)
+	middleware.Activate(s.middlewares()...)
 	return r, nil
 }
 
@@ -246,10 +247,13 @@ func (r *Runtime) commit(fn func(*Draft, *State) error, st *State) (*Snapshot, e
 	return r.compile(d)
 }
 
-// install makes s the live snapshot and ends the sessions of users that
-// no longer exist. The caller holds r.mu.
+// install makes s the live snapshot, activates its stages and cleans up
+// those of the snapshot it replaced (middleware.Activator, Cleaner), and
+// ends the sessions of users that no longer exist. The caller holds r.mu.
 func (r *Runtime) install(s *Snapshot) {
-	r.snap.Store(s)
+	old := r.snap.Swap(s)
+	middleware.Activate(s.middlewares()...)
+	middleware.Cleanup(old.middlewares()...)
 	for _, id := range r.sessions.orphans(s.Users) {
 		r.sessions.kill(id, ErrUserDeleted)
 	}
@@ -257,26 +261,39 @@ func (r *Runtime) install(s *Snapshot) {
 
 // compile builds every stage from its configuration and wraps each chain
 // (the main one and the named ones) backwards around the terminal handler.
+// When it fails, the stages it built are cleaned up (they never go live).
 func (r *Runtime) compile(d *Draft) (*Snapshot, error) {
-	if err := r.doors.checkChains(d.Chains); err != nil {
-		return nil, err
-	}
-	stages, err := r.compileStages(d, "chain", d.Chain)
+	s, err := r.build(d)
 	if err != nil {
+		middleware.Cleanup(s.middlewares()...)
 		return nil, err
 	}
-	s := &Snapshot{Settings: d.Settings, Users: d.users, Stages: stages}
-	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
-		return nil, ErrNobodyCanConnect
+	return s, nil
+}
+
+// build is compile but for the cleanup: on failure, s holds the stages
+// built so far.
+func (r *Runtime) build(d *Draft) (s *Snapshot, err error) {
+	s = &Snapshot{Settings: d.Settings, Users: d.users}
+	if err := r.doors.checkChains(d.Chains); err != nil {
+		return s, err
 	}
-	s.Handler = r.wrap(s, stages)
-	for name, chain := range d.Chains {
-		stages, err := r.compileStages(d, "chains."+name, chain)
-		if err != nil {
-			return nil, err
-		}
+	s.Stages, err = r.compileStages(d, "chain", d.Chain)
+	if err != nil {
+		return s, err
+	}
+	if s.Users.Len() == 0 && !allowsAnonymous(s) && !hasExternalUsers(s) {
+		return s, ErrNobodyCanConnect
+	}
+	s.Handler = r.wrap(s, s.Stages)
+	for _, name := range slices.Sorted(maps.Keys(d.Chains)) {
+		stages, err := r.compileStages(d, "chains."+name, d.Chains[name])
 		if s.chains == nil {
 			s.chains = map[string]compiledChain{}
+		}
+		s.chains[name] = compiledChain{stages: stages}
+		if err != nil {
+			return s, err
 		}
 		s.chains[name] = compiledChain{stages: stages, handler: r.wrap(s, stages)}
 	}
@@ -293,7 +310,8 @@ func (r *Runtime) wrap(s *Snapshot, stages []Stage) middleware.Handler {
 }
 
 // compileStages builds the stages of one chain (key names it in errors)
-// and checks their STATS keys. A stage of a named chain shares its state
+// and checks their STATS keys; on failure it returns the stages built so
+// far, for cleanup. A stage of a named chain shares its state
 // (Params.Shared, keyed by the stage name) with the stage of the same name
 // elsewhere, so counters and the LOGS ring add up across listeners.
 func (r *Runtime) compileStages(d *Draft, key string, chain []StageConfig) ([]Stage, error) {
@@ -302,11 +320,11 @@ func (r *Runtime) compileStages(d *Draft, key string, chain []StageConfig) ([]St
 	for i, st := range chain {
 		info, ok := middleware.Lookup(st.Type)
 		if !ok {
-			return nil, fmt.Errorf("%s[%d]: unknown stage type %q (known types: %s)", key, i, st.Type, strings.Join(middleware.Types(), ", "))
+			return stages, fmt.Errorf("%s[%d]: unknown stage type %q (known types: %s)", key, i, st.Type, strings.Join(middleware.Types(), ", "))
 		}
 		for _, dep := range info.Before {
 			if present[dep] {
-				return nil, fmt.Errorf("%s[%d] (%s): must come before every %q stage", key, i, st.Name, dep)
+				return stages, fmt.Errorf("%s[%d] (%s): must come before every %q stage", key, i, st.Name, dep)
 			}
 		}
 		mw, err := info.New(middleware.Params{
@@ -320,13 +338,13 @@ func (r *Runtime) compileStages(d *Draft, key string, chain []StageConfig) ([]St
 			Counters: runtimeCounters{rt: r},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d] (%s): %w", key, i, st.Name, err)
+			return stages, fmt.Errorf("%s[%d] (%s): %w", key, i, st.Name, err)
 		}
 		present[st.Type] = true
 		stages = append(stages, Stage{StageConfig: st, Middleware: mw})
 	}
 	if err := r.checkStatKeys(stages); err != nil {
-		return nil, err
+		return stages, err
 	}
 	return stages, nil
 }
@@ -430,6 +448,24 @@ func hasExternalUsers(s *Snapshot) bool {
 		}
 	}
 	return false
+}
+
+// middlewares returns the snapshot's stages, the named chains' included;
+// none for a nil snapshot.
+func (s *Snapshot) middlewares() []middleware.Middleware {
+	if s == nil {
+		return nil
+	}
+	out := make([]middleware.Middleware, 0, len(s.Stages))
+	for _, st := range s.Stages {
+		out = append(out, st.Middleware)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.chains)) {
+		for _, st := range s.chains[name].stages {
+			out = append(out, st.Middleware)
+		}
+	}
+	return out
 }
 
 // stageConfigs returns the configurations of compiled stages.

@@ -10,10 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,195 +45,12 @@ const (
 	// failed lookup, are kept.
 	udpNameTTL     = 30 * time.Second
 	udpNameFailTTL = 5 * time.Second
-	// defaultUDPIdle is socks.udp.idle_timeout's default.
-	defaultUDPIdle = 2 * time.Minute
 	// maxUDPReadErrors ends an association whose socket keeps failing.
 	maxUDPReadErrors = 100
 )
 
-// UDPSettings are UDP ASSOCIATE's settings (socks.udp).
-type UDPSettings struct {
-	// PortLow and PortHigh bound the relay port; both 0: any ephemeral port.
-	PortLow, PortHigh uint16
-	// Advertise replaces the relay's IP in the reply (NAT); invalid: none.
-	Advertise netip.Addr
-	// IdleTimeout ends an association without datagrams either way.
-	IdleTimeout time.Duration
-	// MaxAssociations and PerUser cap open associations, in total and per
-	// user (per client IP when anonymous); 0 is unlimited.
-	MaxAssociations int
-	PerUser         int
-}
-
 // udpPool holds the UDP relay's datagram buffers.
 var udpPool = poolFor(udpBufSize)
-
-// validate checks socks.udp.
-func (c UDPConfig) validate() error {
-	if _, _, err := parsePortRange(c.Ports); err != nil {
-		return fmt.Errorf("%w: socks.udp.ports: %w", ErrConfig, err)
-	}
-	if c.Advertise != "" {
-		a, err := netip.ParseAddr(c.Advertise)
-		if err != nil || a.IsUnspecified() || a.IsMulticast() {
-			return fmt.Errorf("%w: socks.udp.advertise: want a unicast IP address, got %q", ErrConfig, c.Advertise)
-		}
-	}
-	if c.MaxAssociations < 0 {
-		return fmt.Errorf("%w: socks.udp.max_associations: must be 0 (unlimited) or more, got %d", ErrConfig, c.MaxAssociations)
-	}
-	if c.PerUser < 0 {
-		return fmt.Errorf("%w: socks.udp.per_user: must be 0 (unlimited) or more, got %d", ErrConfig, c.PerUser)
-	}
-	return nil
-}
-
-// udpSettingsOf converts a validated socks.udp; zero durations (a Config
-// built by hand) take the default.
-func udpSettingsOf(c UDPConfig) UDPSettings {
-	u := UDPSettings{IdleTimeout: c.IdleTimeout, MaxAssociations: c.MaxAssociations, PerUser: c.PerUser}
-	u.PortLow, u.PortHigh, _ = parsePortRange(c.Ports)
-	u.Advertise, _ = netip.ParseAddr(c.Advertise)
-	u.Advertise = u.Advertise.Unmap()
-	if u.IdleTimeout <= 0 {
-		u.IdleTimeout = defaultUDPIdle
-	}
-	return u
-}
-
-// parsePortRange parses "0" or "" (any port), "N" or "LOW-HIGH".
-func parsePortRange(s string) (uint16, uint16, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "0" {
-		return 0, 0, nil
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-	b := a
-	var err2 error
-	if isRange {
-		b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-	}
-	if err1 != nil || err2 != nil || a == 0 || b < a {
-		return 0, 0, fmt.Errorf("want 0 (any port), a port or a range low-high of ports 1-65535, got %q", s)
-	}
-	return uint16(a), uint16(b), nil
-}
-
-// The UDP request header codec: RSV RSV FRAG ATYP DST.ADDR DST.PORT DATA.
-
-// udpHeader is a parsed UDP request header. name aliases the datagram.
-type udpHeader struct {
-	frag byte
-	addr netip.Addr // for ATYP IPv4 and IPv6
-	name []byte     // for ATYP DOMAINNAME
-	port uint16
-}
-
-// target returns the header's destination as a Target (a name becomes a
-// string).
-func (h udpHeader) target() middleware.Target {
-	if h.name != nil {
-		return middleware.Target{Name: string(h.name), Port: h.port}
-	}
-	return middleware.Target{Addr: h.addr, Port: h.port}
-}
-
-// parseUDPHeader parses a datagram's header and returns it with its length;
-// the payload is b[n:]. RSV must be zero.
-func parseUDPHeader(b []byte) (udpHeader, int, error) {
-	if len(b) < 4 || b[0] != 0 || b[1] != 0 {
-		return udpHeader{}, 0, ErrUDPHeader
-	}
-	a, err := parseAddr(b[3:])
-	if errors.Is(err, errShort) {
-		return udpHeader{}, 0, ErrUDPHeader
-	}
-	if err != nil {
-		return udpHeader{}, 0, err
-	}
-	return udpHeader{frag: b[2], addr: a.ip, name: a.name, port: a.port}, 3 + a.n, nil
-}
-
-// appendUDPHeader encodes RSV RSV FRAG ATYP DST.ADDR DST.PORT for t.
-func appendUDPHeader(dst []byte, frag byte, t middleware.Target) []byte {
-	dst = append(dst, 0, 0, frag)
-	return appendAddr(dst, t)
-}
-
-// udpHeaderLen is the length of the header appendUDPHeader writes for an
-// address.
-func udpHeaderLen(a netip.Addr) int {
-	if a.Is4() {
-		return 4 + 4 + 2
-	}
-	return 4 + 16 + 2
-}
-
-// udpKey identifies whose associations a per-user limit counts: the user,
-// or the client IP of an anonymous session.
-type udpKey struct {
-	user string
-	ip   netip.Addr
-}
-
-// udpState is the runtime's UDP limits and counters; it outlives
-// snapshots.
-type udpState struct {
-	mu      sync.Mutex
-	perKey  map[udpKey]int
-	open    atomic.Int64 // changed under mu, read freely
-	relayed atomic.Int64
-	// Datagrams dropped: FRAG != 0, from a foreign address, refused by a
-	// policy, and for any other reason (malformed, unresolvable, unsendable).
-	droppedFrag, droppedForeign, droppedPolicy, droppedRate, droppedOther atomic.Int64
-}
-
-// acquire counts a new association for key unless a limit (0: none) is
-// reached.
-func (u *udpState) acquire(key udpKey, limit, perKey int) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if limit > 0 && u.open.Load() >= int64(limit) {
-		return false
-	}
-	if perKey > 0 && u.perKey[key] >= perKey {
-		return false
-	}
-	if u.perKey == nil {
-		u.perKey = map[udpKey]int{}
-	}
-	u.perKey[key]++
-	u.open.Add(1)
-	return true
-}
-
-// release ends an association counted by acquire.
-func (u *udpState) release(key udpKey) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.perKey[key] <= 1 {
-		delete(u.perKey, key)
-	} else {
-		u.perKey[key]--
-	}
-	u.open.Add(-1)
-}
-
-// commandStats appends the engine's BIND and UDP statistics.
-func (r *Runtime) commandStats(out []middleware.Stat) []middleware.Stat {
-	u := &r.udp
-	return append(out,
-		middleware.Stat{Key: "udp_associations", Value: u.open.Load()},
-		middleware.Stat{Key: "udp_datagrams_dropped_frag", Value: u.droppedFrag.Load()},
-		middleware.Stat{Key: "udp_datagrams_dropped_foreign", Value: u.droppedForeign.Load()},
-		middleware.Stat{Key: "udp_datagrams_dropped_policy", Value: u.droppedPolicy.Load()},
-		middleware.Stat{Key: "udp_datagrams_dropped_rate", Value: u.droppedRate.Load()},
-		middleware.Stat{Key: "udp_datagrams_dropped_other", Value: u.droppedOther.Load()},
-		middleware.Stat{Key: "udp_datagrams_relayed", Value: u.relayed.Load()},
-		middleware.Stat{Key: "bind_refused_peers", Value: r.bindRefused.Load()},
-	)
-}
 
 // udpAssociate serves a UDP ASSOCIATE request to its end: it opens the
 // relay, replies, relays datagrams until the control connection ends or

@@ -827,8 +827,42 @@ func TestConfigBindAndUDP(t *testing.T) {
 		s.UDP.IdleTimeout != 30*time.Second || s.UDP.MaxAssociations != 0 || s.UDP.PerUser != 5 {
 		t.Fatalf("loaded: %+v %+v", s.Bind, s.UDP)
 	}
+	// A port range is a number or text, in the file and in the environment
+	// (socks.udp.ports: 40000 was refused once: "must be a string").
+	for _, tc := range []struct {
+		yaml, env string
+		lo, hi    uint16
+	}{
+		{yaml: "socks:\n  udp:\n    ports: 0\n"},
+		{yaml: "socks:\n  udp:\n    ports: \"0\"\n"},
+		{yaml: "socks:\n  udp:\n    ports: 40000\n", lo: 40000, hi: 40000},
+		{yaml: "socks:\n  udp:\n    ports: '40000'\n", lo: 40000, hi: 40000},
+		{yaml: "socks:\n  udp:\n    ports: 40000-40999\n", lo: 40000, hi: 40999},
+		{yaml: "socks:\n  udp:\n    ports: \"40000 - 40999\"\n", lo: 40000, hi: 40999},
+		{env: "40000", lo: 40000, hi: 40000},
+		{env: "0"},
+		{env: "40000-40999", lo: 40000, hi: 40999},
+	} {
+		opts := LoadOptions{}
+		if tc.yaml != "" {
+			opts.File = writeFile(t, tc.yaml)
+		} else {
+			opts.Environ = []string{"SOCKS5D_SOCKS__UDP__PORTS=" + tc.env}
+		}
+		cfg, err := LoadConfig(opts)
+		if err != nil {
+			t.Errorf("%q%q: %v", tc.yaml, tc.env, err)
+			continue
+		}
+		if s := settingsOf(cfg); s.UDP.PortLow != tc.lo || s.UDP.PortHigh != tc.hi {
+			t.Errorf("%q%q: ports %d-%d, want %d-%d", tc.yaml, tc.env, s.UDP.PortLow, s.UDP.PortHigh, tc.lo, tc.hi)
+		}
+	}
 	for yaml, key := range map[string]string{
 		"socks:\n  udp: {ports: 5-1}\n":            "socks.udp.ports",
+		"socks:\n  udp: {ports: true}\n":           "socks.udp.ports",
+		"socks:\n  udp: {ports: 1.5}\n":            "socks.udp.ports",
+		"socks:\n  udp: {ports: [1, 2]}\n":         "socks.udp.ports",
 		"socks:\n  udp: {ports: abc}\n":            "socks.udp.ports",
 		"socks:\n  udp: {ports: 0-10}\n":           "socks.udp.ports",
 		"socks:\n  udp: {ports: 70000}\n":          "socks.udp.ports",

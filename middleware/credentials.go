@@ -68,3 +68,14 @@ type LoginSource interface {
 	// user's role. It must not log the password.
 	Login(ctx context.Context, user, password string) (Role, bool)
 }
+
+// CheckRemoval is the one rule for removing a user of role from a table
+// that holds admins ADMIN users: the last ADMIN stays (ErrLastAdmin). The
+// engine applies it under its lock; an Admin for PCTP does the same, and
+// PCTP answers ErrLastAdmin with its own reply.
+func CheckRemoval(role Role, admins int) error {
+	if role == RoleAdmin && admins <= 1 {
+		return ErrLastAdmin
+	}
+	return nil
+}

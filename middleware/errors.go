@@ -28,4 +28,7 @@ var (
 	// ErrUserNameText is wrapped by CheckUserName for a name that is not
 	// valid UTF-8 or holds a control character.
 	ErrUserNameText = errors.New("middleware: user names must be valid UTF-8 without control characters")
+	// ErrLastAdmin is returned by CheckRemoval: removing the user would
+	// leave no ADMIN, and nobody could administer the server.
+	ErrLastAdmin = errors.New("middleware: cannot remove the last admin")
 )

@@ -26,7 +26,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +38,12 @@ import (
 //	chain:
 //	  - use: portguard
 //	    block: [25, 465]   # destination ports refused (default [25])
+//
+// The kit's value types read every form an operator types (block: 25,
+// block: "25,465", CONFIG portguard.block=25,465) and print one CONFIG
+// reads back.
 type portGuardConfig struct {
-	Block []uint16 `json:"block"`
+	Block middleware.List[middleware.Port] `json:"block"`
 }
 
 // errPortBlocked is the sentinel behind a refused dial.
@@ -66,6 +69,7 @@ func (c *portCounts) add(port uint16, refused bool) {
 // portGuard is immutable after New; only portCounts changes.
 type portGuard struct {
 	block  map[uint16]bool
+	list   middleware.List[middleware.Port] // as configured, for Settings
 	counts *portCounts
 }
 
@@ -86,19 +90,20 @@ func init() {
 // newPortGuard is called on every build of the chain, so it only decodes,
 // validates and finds its shared state.
 func newPortGuard(p middleware.Params) (middleware.Middleware, error) {
-	cfg := portGuardConfig{Block: []uint16{25}} // defaults first
+	cfg := portGuardConfig{Block: middleware.List[middleware.Port]{25}} // defaults first
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
 	g := &portGuard{
 		block:  make(map[uint16]bool, len(cfg.Block)),
+		list:   cfg.Block,
 		counts: middleware.Get(p.Shared, p.Name, func() *portCounts { return &portCounts{byPort: map[uint16]int64{}} }),
 	}
 	for _, port := range cfg.Block {
 		if port == 0 {
 			return nil, fmt.Errorf("%w: key %q: port 0", middleware.ErrBadValue, "block")
 		}
-		g.block[port] = true
+		g.block[uint16(port)] = true
 	}
 	return g, nil
 }
@@ -132,13 +137,9 @@ func (g *portGuard) Stats() []middleware.Stat {
 }
 
 // Settings implements middleware.Tunable, so PCTP's CONFIG lists it. The
-// value is printed as CONFIG reads it back ([25, 465], a YAML list).
+// value is printed as CONFIG reads it back ([25, 465]).
 func (g *portGuard) Settings() []middleware.Setting {
-	ports := make([]string, 0, len(g.block))
-	for _, port := range slices.Sorted(maps.Keys(g.block)) {
-		ports = append(ports, strconv.Itoa(int(port)))
-	}
-	return []middleware.Setting{{Key: "block", Value: "[" + strings.Join(ports, ", ") + "]", Help: "destination ports refused"}}
+	return []middleware.Setting{{Key: "block", Value: g.list.String(), Help: "destination ports refused"}}
 }
 
 // guardedDialer refuses blocked ports with the SOCKS reply the client must
@@ -198,9 +199,9 @@ func Example() {
 		fmt.Printf("%s: %d\n", st.Key, st.Value)
 	}
 
-	// A live change, applied as PCTP's CONFIG portguard.block=[25, 587]
+	// A live change, applied as PCTP's CONFIG portguard.block=25,587
 	// applies it: the stage is rebuilt, and its counters carry over.
-	mw, _, err = mwtest.Set("portguard", p, "block", "[25, 587]")
+	mw, _, err = mwtest.Set("portguard", p, "block", "25,587")
 	if err != nil {
 		panic(err)
 	}

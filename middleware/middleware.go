@@ -14,7 +14,10 @@
 //
 // A stage registers itself from its package's init function with Register,
 // and is placed in the chain by naming its type in the `chain:` list of the
-// configuration file. See the package example for a complete custom stage.
+// configuration file. Optional interfaces plug a stage into the rest of the
+// server (Tunable, StatsSource, ...), and Activator and Cleaner give it a
+// lifecycle (lifecycle.go). See the package example for a complete custom
+// stage.
 package middleware
 
 import "context"

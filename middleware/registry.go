@@ -14,7 +14,9 @@ type Info struct {
 	Type string
 	// New builds a stage from its configuration. It must have no side
 	// effects beyond reading p.Shared: it is called again on every change of
-	// the live configuration.
+	// the live configuration, and the change may still fail. A stage that
+	// applies its settings to shared state does it in Activate
+	// (Activator), once its chain is live.
 	New func(p Params) (Middleware, error)
 	// Before lists stage types that must not appear earlier in the chain
 	// when this one is present (checked when the chain is built): forward

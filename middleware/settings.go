@@ -20,7 +20,10 @@ type Setting struct {
 // chain is rebuilt, each stage by its type's New with the same Shared
 // pool, so the stage's own validation decides and state kept in Shared
 // carries over. If any step fails nothing changes. mwtest.Set applies a
-// change to one stage the same way.
+// change to one stage the same way. Declare settings with the value types
+// of valuetypes.go (List, Port, PortRange, Duration, Size), which take
+// every form ParseValue gives (80, "80,443", [80, 443]), and print Value
+// with their String, which CONFIG reads back unchanged.
 type Tunable interface {
 	Settings() []Setting
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -172,10 +173,11 @@ func (p *valueParser) single() (any, error) {
 	return nil, p.fail("unclosed quote")
 }
 
-// escapes are the one-character escapes of a double-quoted YAML string.
+// escapes are the one-character escapes of a double-quoted YAML string
+// that the YAML reader takes (it refuses \/).
 var escapes = map[byte]string{
 	'0': "\x00", 'a': "\a", 'b': "\b", 't': "\t", 'n': "\n", 'v': "\v", 'f': "\f",
-	'r': "\r", 'e': "\x1b", ' ': " ", '"': "\"", '/': "/", '\\': "\\",
+	'r': "\r", 'e': "\x1b", ' ': " ", '"': "\"", '\\': "\\",
 	'N': "\u0085", '_': "\u00a0", 'L': "\u2028", 'P': "\u2029",
 }
 
@@ -261,10 +263,20 @@ func resolvePlain(in string) (any, error) {
 	return in, nil
 }
 
-// looksLikeDate reports whether in starts as YAML's timestamps do
-// (four digits and a dash).
+// looksLikeDate reports whether YAML reads in as a timestamp: four
+// digits, a dash, and then one of YAML's date forms (2001-12-14,
+// 2001-12-14 21:59:43.10, 2001-12-14t21:59:43.10-05:00). 2000-3000 (a
+// port range) is not one.
 func looksLikeDate(in string) bool {
-	return len(in) > 4 && in[4] == '-' && strings.Trim(in[:4], "0123456789") == ""
+	if len(in) <= 4 || in[4] != '-' || strings.Trim(in[:4], "0123456789") != "" {
+		return false
+	}
+	for _, layout := range []string{"2006-1-2T15:4:5.999999999Z07:00", "2006-1-2t15:4:5.999999999Z07:00", "2006-1-2 15:4:5.999999999", "2006-1-2"} {
+		if _, err := time.Parse(layout, in); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveNumber reads a plain scalar that starts with a digit or a sign

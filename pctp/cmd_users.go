@@ -2,7 +2,7 @@ package pctp
 
 import (
 	"context"
-	"slices"
+	"errors"
 	"strings"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -108,16 +108,14 @@ func (s *session) findUser(name string) (middleware.User, bool) {
 }
 
 func cmdDel(_ context.Context, s *session, name string) reply {
-	// Check first for a stable answer; the Admin checks again under its lock.
-	users := s.srv.Admin.Users()
-	i := slices.IndexFunc(users, func(u middleware.User) bool { return u.Name == name })
-	if i < 0 {
+	if _, found := s.findUser(name); !found {
 		return fail("No such user")
 	}
-	if users[i].Role == middleware.RoleAdmin && countAdmins(users) == 1 {
+	// The Admin applies the last-ADMIN rule (middleware.CheckRemoval)
+	// under its lock.
+	if err := s.srv.Admin.DeleteUser(name); errors.Is(err, middleware.ErrLastAdmin) {
 		return fail("Cannot delete the last ADMIN user")
-	}
-	if err := s.srv.Admin.DeleteUser(name); err != nil {
+	} else if err != nil {
 		return fail("Cannot delete user: " + err.Error())
 	}
 	closed := s.srv.closeSessionsOf(name, s)
@@ -126,16 +124,6 @@ func cmdDel(_ context.Context, s *session, name string) reply {
 	}
 	s.log.Info("user deleted", "user", name, "admin_sessions_closed", closed)
 	return ok("Successfully deleted user")
-}
-
-func countAdmins(users []middleware.User) int {
-	n := 0
-	for _, u := range users {
-		if u.Role == middleware.RoleAdmin {
-			n++
-		}
-	}
-	return n
 }
 
 func cmdList(_ context.Context, s *session, _ string) reply {
@@ -150,20 +138,5 @@ func cmdList(_ context.Context, s *session, _ string) reply {
 // listName escapes control characters (TAB included) as %XX, so a name
 // from the configuration file cannot break a LIST line.
 func listName(name string) string {
-	if !strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return name
-	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < ' ' || c == 0x7f {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&0xf])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return escapeHex(name, func(r rune) bool { return r < ' ' || r == 0x7f })
 }

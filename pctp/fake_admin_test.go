@@ -39,7 +39,6 @@ var _ pctp.Admin = (*fakeAdmin)(nil)
 var (
 	errFakeUserExists  = errors.New("core: user exists")
 	errFakeNoUser      = errors.New("core: unknown user")
-	errFakeLastAdmin   = errors.New("core: cannot delete the last admin")
 	errFakeBadUser     = errors.New("core: bad user name or password")
 	errFakeUnknownSett = errors.New("core: unknown setting")
 	errFakeBadValue    = errors.New("middleware: bad value")
@@ -170,16 +169,14 @@ func (f *fakeAdmin) DeleteUser(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", errFakeNoUser, name)
 	}
-	if u.role == middleware.RoleAdmin {
-		admins := 0
-		for _, v := range f.users {
-			if v.role == middleware.RoleAdmin {
-				admins++
-			}
+	admins := 0
+	for _, v := range f.users {
+		if v.role == middleware.RoleAdmin {
+			admins++
 		}
-		if admins == 1 {
-			return errFakeLastAdmin
-		}
+	}
+	if err := middleware.CheckRemoval(u.role, admins); err != nil {
+		return err
 	}
 	delete(f.users, name)
 	return nil

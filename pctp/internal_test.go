@@ -299,7 +299,7 @@ func TestBudgetBounded(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	b := newBudget[string](1, time.Minute, time.Minute)
 	b.now = func() time.Time { return now }
-	b.max = 3
+	b.m.Max = 3
 	b.take("locked")
 	b.release("locked", true, false) // locked out for a minute
 	for i := range 10 {

@@ -151,7 +151,13 @@ func field(s string) string {
 	if s == "" {
 		return "-"
 	}
-	if !strings.ContainsFunc(s, needsEscape) {
+	return escapeHex(s, needsEscape)
+}
+
+// escapeHex writes every byte of s for which escape is true as %XX
+// (upper-case hex), and the others as they are.
+func escapeHex(s string, escape func(rune) bool) string {
+	if !strings.ContainsFunc(s, escape) {
 		return s
 	}
 	const hex = "0123456789ABCDEF"
@@ -159,7 +165,7 @@ func field(s string) string {
 	b.Grow(len(s) + 8)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if needsEscape(rune(c)) {
+		if escape(rune(c)) {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&0xf])

@@ -102,13 +102,12 @@ const (
 type budget[K comparable] struct {
 	limit       int
 	first, most time.Duration
-	max         int
 	ttl         time.Duration
 	now         func() time.Time
 
 	mu      sync.Mutex
-	m       map[K]*tally
-	changed chan struct{} // closed, and replaced, by every release
+	m       *middleware.Tracker[K, tally] // at most trackerMax keys (m.Max)
+	changed chan struct{}                 // closed, and replaced, by every release
 }
 
 // tally is one key's account.
@@ -121,11 +120,17 @@ type tally struct {
 }
 
 func newBudget[K comparable](limit int, first, most time.Duration) *budget[K] {
-	return &budget[K]{
+	b := &budget[K]{
 		limit: limit, first: first, most: most,
-		max: trackerMax, ttl: trackerTTL, now: time.Now,
-		m: map[K]*tally{}, changed: make(chan struct{}),
+		ttl: trackerTTL, now: time.Now,
+		changed: make(chan struct{}),
 	}
+	// A key locked out now or with a login in flight is evicted last.
+	rank := func(t *tally, now time.Time) (bool, time.Time) {
+		return t.inflight > 0 || now.Before(t.until), t.last
+	}
+	b.m = middleware.NewTracker[K](trackerMax, b.stale, rank)
+	return b
 }
 
 // verdict is what acquire decides.
@@ -154,17 +159,10 @@ func (b *budget[K]) acquire(k K) (verdict, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	t, ok := b.m[k]
-	if ok && b.stale(t, now) {
-		delete(b.m, k)
-		ok = false
-	}
-	if !ok {
-		if len(b.m) >= b.max {
-			b.evict(now)
-		}
+	t := b.m.Get(k, now)
+	if t == nil {
 		t = &tally{}
-		b.m[k] = t
+		b.m.Add(k, t, now)
 	}
 	if now.Before(t.until) {
 		return locked, nil
@@ -190,16 +188,13 @@ func (b *budget[K]) release(k K, failed, reset bool) time.Duration {
 	close(b.changed)
 	b.changed = make(chan struct{})
 	now := b.now()
-	t, ok := b.m[k]
-	if !ok { // evicted meanwhile (the map was full of other keys)
+	t := b.m.Get(k, now) // never stale: this attempt is in flight
+	if t == nil {        // evicted meanwhile (the map was full of other keys)
 		if !failed {
 			return 0
 		}
 		t = &tally{inflight: 1}
-		if len(b.m) >= b.max {
-			b.evict(now)
-		}
-		b.m[k] = t
+		b.m.Add(k, t, now)
 	}
 	t.inflight--
 	switch {
@@ -225,38 +220,15 @@ func (b *budget[K]) release(k K, failed, reset bool) time.Duration {
 func (b *budget[K]) failures(k K) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if t, ok := b.m[k]; ok && !b.stale(t, b.now()) {
+	if t := b.m.Get(k, b.now()); t != nil {
 		return t.fails
 	}
 	return 0
-}
-
-// evict makes room: it drops the stale keys and, if none was, the key whose
-// last failure is oldest, preferring one not locked out now and with no
-// login in flight. Called with the lock held, only when full.
-func (b *budget[K]) evict(now time.Time) {
-	var victim K
-	var victimAt time.Time
-	victimFree, found, dropped := false, false, false
-	for k, t := range b.m {
-		if b.stale(t, now) {
-			delete(b.m, k)
-			dropped = true
-			continue
-		}
-		free := t.inflight == 0 && !now.Before(t.until)
-		if !found || free && !victimFree || free == victimFree && t.last.Before(victimAt) {
-			victim, victimAt, victimFree, found = k, t.last, free, true
-		}
-	}
-	if !dropped && found {
-		delete(b.m, victim)
-	}
 }
 
 // len is the number of keys held.
 func (b *budget[K]) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.m)
+	return b.m.Len()
 }

@@ -33,14 +33,13 @@ type policy struct {
 // guard counts authentication failures per client address (an IPv4
 // address, an IPv6 /64) and bans an address whose failures outrun its
 // allowance. It lives in the shared pool, so it survives rebuilds, and it
-// synchronises itself. It tracks at most max addresses.
+// synchronises itself. It tracks at most maxTracked addresses (m.Max).
 type guard struct {
 	now  func() time.Time // the clock; tests replace it before use
-	max  int
-	bans atomic.Int64 // bans issued since start-up
+	bans atomic.Int64     // bans issued since start-up
 
 	mu sync.Mutex
-	m  map[netip.Prefix]*entry
+	m  *middleware.Tracker[netip.Prefix, entry]
 }
 
 // entry is one tracked address group.
@@ -54,21 +53,9 @@ type entry struct {
 }
 
 func newGuard() *guard {
-	return &guard{now: time.Now, max: maxTracked, m: make(map[netip.Prefix]*entry)}
-}
-
-// lookup returns the live entry of k, forgetting it if it has expired.
-// Called with the lock held.
-func (g *guard) lookup(k netip.Prefix, now time.Time) *entry {
-	e, ok := g.m[k]
-	if !ok {
-		return nil
-	}
-	if !now.Before(e.expires) {
-		delete(g.m, k)
-		return nil
-	}
-	return e
+	expired := func(e *entry, now time.Time) bool { return !now.Before(e.expires) }
+	lastFailure := func(e *entry, _ time.Time) (bool, time.Time) { return false, e.last }
+	return &guard{now: time.Now, m: middleware.NewTracker[netip.Prefix](maxTracked, expired, lastFailure)}
 }
 
 // banned reports whether a is banned at this moment.
@@ -76,7 +63,7 @@ func (g *guard) banned(a netip.Addr) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	e := g.lookup(middleware.ClientGroup(a), now)
+	e := g.m.Get(middleware.ClientGroup(a), now)
 	return e != nil && now.Before(e.bannedUntil)
 }
 
@@ -91,13 +78,10 @@ type failure struct {
 // changed since it was made, with its last activity set to now. Called
 // with the lock held.
 func (g *guard) track(k netip.Prefix, now time.Time, pol policy) *entry {
-	e := g.lookup(k, now)
+	e := g.m.Get(k, now)
 	if e == nil {
-		if len(g.m) >= g.max {
-			g.evict(now)
-		}
 		e = &entry{lim: rate.NewLimiter(pol.every, pol.burst), work: rate.NewLimiter(pol.every, pol.burst+1)}
-		g.m[k] = e
+		g.m.Add(k, e, now)
 	} else {
 		for _, l := range []struct {
 			lim   *rate.Limiter
@@ -181,35 +165,13 @@ func (g *guard) fail(a netip.Addr, pol policy) failure {
 	return out
 }
 
-// evict makes room for one entry: it drops every expired entry and, if
-// none had expired, the one whose last failure is the oldest. Called with
-// the lock held, only when the table is full.
-func (g *guard) evict(now time.Time) {
-	var oldest netip.Prefix
-	var oldestAt time.Time
-	dropped := false
-	for k, e := range g.m {
-		if !now.Before(e.expires) {
-			delete(g.m, k)
-			dropped = true
-			continue
-		}
-		if oldestAt.IsZero() || e.last.Before(oldestAt) {
-			oldest, oldestAt = k, e.last
-		}
-	}
-	if !dropped && !oldestAt.IsZero() {
-		delete(g.m, oldest)
-	}
-}
-
 // bannedNow counts the address groups banned at this moment.
 func (g *guard) bannedNow() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	var n int64
-	for _, e := range g.m {
+	for _, e := range g.m.All() {
 		if now.Before(e.bannedUntil) {
 			n++
 		}
@@ -221,5 +183,5 @@ func (g *guard) bannedNow() int64 {
 func (g *guard) len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.m)
+	return g.m.Len()
 }

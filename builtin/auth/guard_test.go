@@ -283,7 +283,7 @@ func TestGuardEntriesExpire(t *testing.T) {
 
 func TestGuardBounded(t *testing.T) {
 	g, c := testGuard(t)
-	g.max = 4
+	g.m.Max = 4
 	pol := testPolicy()
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) }
 
@@ -291,16 +291,16 @@ func TestGuardBounded(t *testing.T) {
 	for i := range 10 {
 		g.fail(addr(i), pol)
 		c.advance(time.Second)
-		if got := g.len(); got > g.max {
-			t.Fatalf("tracked = %d, above the bound %d", got, g.max)
+		if got := g.len(); got > g.m.Max {
+			t.Fatalf("tracked = %d, above the bound %d", got, g.m.Max)
 		}
 	}
-	if got := g.len(); got != g.max {
-		t.Fatalf("tracked = %d, want %d", got, g.max)
+	if got := g.len(); got != g.m.Max {
+		t.Fatalf("tracked = %d, want %d", got, g.m.Max)
 	}
 	g.mu.Lock()
 	for i := range 10 {
-		_, ok := g.m[middleware.ClientGroup(addr(i))]
+		ok := g.m.Get(middleware.ClientGroup(addr(i)), g.now()) != nil
 		if want := i >= 6; ok != want {
 			t.Errorf("address %d tracked = %v, want %v (the newest kept)", i, ok, want)
 		}
@@ -338,7 +338,7 @@ func TestGuardFollowsPolicyChange(t *testing.T) {
 
 func TestGuardConcurrent(t *testing.T) {
 	g, _ := testGuard(t)
-	g.max = 50
+	g.m.Max = 50
 	pol := testPolicy()
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -354,8 +354,8 @@ func TestGuardConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := g.len(); got > g.max {
-		t.Errorf("tracked = %d, above the bound %d", got, g.max)
+	if got := g.len(); got > g.m.Max {
+		t.Errorf("tracked = %d, above the bound %d", got, g.m.Max)
 	}
 	if g.bans.Load() == 0 {
 		t.Error("no ban issued")

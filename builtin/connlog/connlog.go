@@ -110,7 +110,6 @@ type fileConfig struct {
 // stage is immutable after New.
 type stage struct {
 	size   int
-	gen    uint64      // orders rebuilds; see ring.sync
 	out    *fileConfig // nil: no file
 	queue  int
 	logger hclog.Logger
@@ -122,6 +121,7 @@ var (
 	_ middleware.LogSource   = (*stage)(nil)
 	_ middleware.StatsSource = (*stage)(nil)
 	_ middleware.Reopener    = (*stage)(nil)
+	_ middleware.Activator   = (*stage)(nil)
 )
 
 // New builds the stage from p. It is registered as the "connlog" type. It
@@ -152,7 +152,6 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 		st.out = &fileConfig{path: path, maxSize: int64(cfg.MaxSize), keep: cfg.Keep}
 	}
 	st.state = middleware.Get(p.Shared, p.Name, newState)
-	st.gen = st.state.ring.gens.Add(1)
 	return st, nil
 }
 
@@ -178,13 +177,17 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 		rec := middleware.RecordOf(s)
 		rec.Reason = CloseReason(ctx, s, err)
 		st.state.load(st)
-		st.state.ring.add(&rec, st.size, st.gen)
+		st.state.ring.add(&rec, st.size)
 		if st.out != nil {
 			st.state.w.enqueue(&rec, st.out, st.queue, st.logger)
 		}
 		return err
 	})
 }
+
+// Activate implements middleware.Activator: the ring takes the size of
+// the stage that went live, keeping the newest records.
+func (st *stage) Activate() { st.state.ring.resize(st.size) }
 
 // ReopenFiles implements middleware.Reopener: the writer closes the file
 // it appends to, and the next record opens the configured name again (a
@@ -195,7 +198,7 @@ func (st *stage) ReopenFiles() { st.state.w.reopenFile() }
 // n <= 0 or more than are held returns all of them.
 func (st *stage) Records(n int) []middleware.Record {
 	st.state.load(st)
-	return st.state.ring.records(n, st.size, st.gen)
+	return st.state.ring.records(n)
 }
 
 // Stats implements middleware.StatsSource: log_records is how many records
@@ -207,7 +210,7 @@ func (st *stage) Stats() []middleware.Stat {
 	st.state.load(st)
 	w := &st.state.w
 	return []middleware.Stat{
-		{Key: "log_records", Value: int64(st.state.ring.len(st.size, st.gen))},
+		{Key: "log_records", Value: int64(st.state.ring.len())},
 		{Key: "log_written", Value: w.written.Load()},
 		{Key: "log_dropped", Value: w.dropped.Load()},
 		{Key: "log_errors", Value: w.errors.Load()},

@@ -230,7 +230,9 @@ func TestUninstalledBuildDoesNotResize(t *testing.T) {
 	serve(t, live.Wrap(noop()), 1, 4096)
 	// A change that built a new stage but failed elsewhere never installs it.
 	p.Config = map[string]any{"size": 10000}
-	_ = mwtest.New(t, connlog.Type, p)
+	if _, err := mwtest.Build(t, connlog.Type, p); err != nil {
+		t.Fatal(err)
+	}
 	serve(t, live.Wrap(noop()), 4097, 4100)
 	if got := logRecords(t, live); got != 4096 {
 		t.Errorf("log_records = %d, want 4096", got)

@@ -2,36 +2,41 @@ package connlog
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/socks5d/socks5d/middleware"
 )
 
-// ring is a fixed-size ring of records, allocated when first used. It
-// lives in the shared state, so it outlives a rebuild.
+// ring is a fixed-size ring of records. It lives in the shared state, so
+// it outlives a rebuild.
 //
-// Its size follows the newest stage in use. Every New takes a generation
-// number; a stage resizes the ring the first time it touches it, unless a
-// newer one already has. A stage built but never installed (a failed
-// change) never touches the ring, and connections still running on an old
-// chain cannot shrink it back.
+// Its size is the live stage's: a stage resizes it when it is activated
+// (middleware.Activator), so a stage built by a change that failed never
+// touches it, and connections still running on an old chain cannot
+// resize it back. Until a stage is activated (a host that does not
+// activate stages, a benchmark) the first stage to use it sizes it.
 type ring struct {
-	gens atomic.Uint64 // generations handed out by New
-
-	mu      sync.Mutex
-	applied uint64              // generation whose size buf has
-	buf     []middleware.Record // len(buf) is the size
-	next    int                 // where the next record goes
-	n       int                 // records held
+	mu   sync.Mutex
+	buf  []middleware.Record // len(buf) is the size
+	next int                 // where the next record goes
+	n    int                 // records held
 }
 
-// sync resizes the ring for a stage of generation gen. It must be called
-// with mu held.
-func (r *ring) sync(size int, gen uint64) {
-	if gen <= r.applied {
-		return
+// resize gives the ring size records, keeping the newest.
+func (r *ring) resize(size int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resizeLocked(size)
+}
+
+// sized gives an unsized ring size records. It must be called with mu held.
+func (r *ring) sized(size int) {
+	if len(r.buf) == 0 {
+		r.resizeLocked(size)
 	}
-	r.applied = gen
+}
+
+// resizeLocked is resize with mu held.
+func (r *ring) resizeLocked(size int) {
 	if size == len(r.buf) {
 		return
 	}
@@ -66,9 +71,10 @@ func (r *ring) put(rec *middleware.Record) {
 	}
 }
 
-func (r *ring) add(rec *middleware.Record, size int, gen uint64) {
+// add stores rec as the newest record; size sizes an unsized ring.
+func (r *ring) add(rec *middleware.Record, size int) {
 	r.mu.Lock()
-	r.sync(size, gen)
+	r.sized(size)
 	r.put(rec)
 	r.mu.Unlock()
 }
@@ -76,10 +82,10 @@ func (r *ring) add(rec *middleware.Record, size int, gen uint64) {
 // fill stores records read back from the file, given newest first, as the
 // oldest records of the ring: the ones it already holds stay the newest.
 // Records that do not fit are left out, the oldest first.
-func (r *ring) fill(recs []middleware.Record, size int, gen uint64) {
+func (r *ring) fill(recs []middleware.Record, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sync(size, gen)
+	r.sized(size)
 	held := make([]middleware.Record, r.n) // oldest first
 	for i := range held {
 		held[i] = r.buf[r.index(r.n-1-i)]
@@ -94,10 +100,10 @@ func (r *ring) fill(recs []middleware.Record, size int, gen uint64) {
 	}
 }
 
-func (r *ring) records(n, size int, gen uint64) []middleware.Record {
+// records returns up to n records, newest first (all for n <= 0).
+func (r *ring) records(n int) []middleware.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sync(size, gen)
 	if n <= 0 || n > r.n {
 		n = r.n
 	}
@@ -108,9 +114,9 @@ func (r *ring) records(n, size int, gen uint64) []middleware.Record {
 	return out
 }
 
-func (r *ring) len(size int, gen uint64) int {
+// len returns how many records the ring holds.
+func (r *ring) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sync(size, gen)
 	return r.n
 }

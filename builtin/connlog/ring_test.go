@@ -11,9 +11,9 @@ func TestRingIndex(t *testing.T) {
 	r := new(ring)
 	for i := range 10 {
 		rec := middleware.Record{ID: uint64(i)}
-		r.add(&rec, 4, 1)
+		r.add(&rec, 4)
 	}
-	got := r.records(0, 4, 1)
+	got := r.records(0)
 	for i, want := range []uint64{9, 8, 7, 6} {
 		if got[i].ID != want {
 			t.Fatalf("records = %v", got)
@@ -28,6 +28,6 @@ func BenchmarkAdd(b *testing.B) {
 	rec := middleware.Record{ID: 1, Time: time.Now(), User: "alice", Target: middleware.Target{Name: "example.org", Port: 443}, Bytes: 15750}
 	b.ReportAllocs()
 	for b.Loop() {
-		r.add(&rec, MinSize, 1)
+		r.add(&rec, MinSize)
 	}
 }

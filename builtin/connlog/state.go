@@ -40,7 +40,7 @@ func (s *state) load(st *stage) {
 			st.logger.Error("cannot read back the connection log", "file", st.out.path, "error", err)
 		}
 		if len(recs) > 0 {
-			s.ring.fill(recs, st.size, st.gen)
+			s.ring.fill(recs, st.size)
 		}
 	})
 }

@@ -150,11 +150,11 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 		// A client without an IP address (not a TCP listener) has no
 		// per-address count.
 		if ip.IsValid() {
-			if !st.state.takeIP(ip, st.cfg.PerIP) {
+			if !st.state.byIP.take(ip, st.cfg.PerIP) {
 				st.refused(reasonIP, "connection refused: too many connections from one address", "client", ip.String(), "limit", st.cfg.PerIP)
 				return fmt.Errorf("%w: %s (limit %d)", ErrTooManyFromIP, ip, st.cfg.PerIP)
 			}
-			defer st.state.giveIP(ip)
+			defer st.state.byIP.give(ip)
 		}
 		p := &userPlace{st: st, ip: ip}
 		s.Admissions = append(s.Admissions, p)
@@ -219,14 +219,11 @@ type state struct {
 	refused [numReasons]atomic.Int64
 	gates   [numReasons]logGate
 
-	mu     sync.Mutex
-	byIP   map[netip.Addr]int // no zero entries
-	byUser map[string]int     // no zero entries
+	byIP   places[netip.Addr]
+	byUser places[string]
 }
 
-func newState() *state {
-	return &state{byIP: make(map[netip.Addr]int), byUser: make(map[string]int)}
-}
+func newState() *state { return new(state) }
 
 // takeTotal takes a place if fewer than limit connections are open.
 func (s *state) takeTotal(limit int64) bool {
@@ -241,52 +238,46 @@ func (s *state) takeTotal(limit int64) bool {
 	}
 }
 
-// takeIP takes a place for ip unless limit (> 0) places are taken. Places
+// places counts the places taken per key (client address, user name);
+// a key holding none has no entry. It synchronises itself.
+type places[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]int // no zero entries
+}
+
+// take takes a place for k unless limit (> 0) places are taken. Places
 // are counted even without a limit, so that a limit set later while the
 // proxy runs sees the connections already open.
-func (s *state) takeIP(ip netip.Addr, limit int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.byIP[ip]
+func (p *places[K]) take(k K, limit int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.m[k]
 	if limit > 0 && n >= limit {
 		return false
 	}
-	s.byIP[ip] = n + 1
+	if p.m == nil {
+		p.m = make(map[K]int)
+	}
+	p.m[k] = n + 1
 	return true
 }
 
-// giveIP gives back a place taken by takeIP.
-func (s *state) giveIP(ip netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := s.byIP[ip] - 1; n > 0 {
-		s.byIP[ip] = n
+// give gives back a place taken by take.
+func (p *places[K]) give(k K) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := p.m[k] - 1; n > 0 {
+		p.m[k] = n
 	} else {
-		delete(s.byIP, ip)
+		delete(p.m, k)
 	}
 }
 
-// takeUser takes a place for user unless limit (> 0) places are taken.
-func (s *state) takeUser(user string, limit int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.byUser[user]
-	if limit > 0 && n >= limit {
-		return false
-	}
-	s.byUser[user] = n + 1
-	return true
-}
-
-// giveUser gives back a place taken by takeUser.
-func (s *state) giveUser(user string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := s.byUser[user] - 1; n > 0 {
-		s.byUser[user] = n
-	} else {
-		delete(s.byUser, user)
-	}
+// held returns how many places k holds, and how many keys hold some.
+func (p *places[K]) held(k K) (n, keys int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[k], len(p.m)
 }
 
 // logGate lets one log line through per logInterval.
@@ -327,7 +318,7 @@ func (p *userPlace) Admit(_ context.Context, s *middleware.Session) error {
 		return nil
 	}
 	limit := p.st.cfg.PerUser
-	if !p.st.state.takeUser(user, limit) {
+	if !p.st.state.byUser.take(user, limit) {
 		p.st.refused(reasonUser, "connection refused: too many connections for one user", "client", p.ip.String(), "user", user, "cmd", s.Command.String(), "limit", limit)
 		return &middleware.ReplyError{
 			Code: middleware.ReplyNotAllowed,
@@ -341,7 +332,7 @@ func (p *userPlace) Admit(_ context.Context, s *middleware.Session) error {
 // release gives back the user's place if this session holds it.
 func (p *userPlace) release() {
 	if p.user != "" {
-		p.st.state.giveUser(p.user)
+		p.st.state.byUser.give(p.user)
 		p.user = ""
 	}
 }

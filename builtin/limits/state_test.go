@@ -47,9 +47,9 @@ func TestMapsShrink(t *testing.T) {
 		if err := admit(s); err != nil {
 			t.Errorf("admit: %v", err)
 		}
-		st.mu.Lock()
-		during = [2]int{len(st.byIP), st.byUser["alice"]}
-		st.mu.Unlock()
+		_, ips := st.byIP.held(netip.Addr{})
+		alice, _ := st.byUser.held("alice")
+		during = [2]int{ips, alice}
 	}}
 	for i := range 3 {
 		s, _ := mwtest.Session(t)
@@ -62,10 +62,10 @@ func TestMapsShrink(t *testing.T) {
 			t.Errorf("during session %d: byIP has %d keys, alice holds %d places", i, during[0], during[1])
 		}
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.byIP) != 0 || len(st.byUser) != 0 || st.total.Load() != 0 {
-		t.Errorf("after all sessions: byIP %v, byUser %v, total %d", st.byIP, st.byUser, st.total.Load())
+	_, ips := st.byIP.held(netip.Addr{})
+	_, users := st.byUser.held("")
+	if ips != 0 || users != 0 || st.total.Load() != 0 {
+		t.Errorf("after all sessions: %d addresses, %d users hold places, total %d", ips, users, st.total.Load())
 	}
 }
 
@@ -88,10 +88,10 @@ func TestPanicGivesPlacesBack(t *testing.T) {
 		defer func() { _ = recover() }()
 		_ = mwtest.Serve(context.Background(), mw, tm, s)
 	}()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.byIP) != 0 || len(st.byUser) != 0 || st.total.Load() != 0 {
-		t.Errorf("after a panic: byIP %v, byUser %v, total %d", st.byIP, st.byUser, st.total.Load())
+	_, ips := st.byIP.held(netip.Addr{})
+	_, users := st.byUser.held("")
+	if ips != 0 || users != 0 || st.total.Load() != 0 {
+		t.Errorf("after a panic: %d addresses, %d users hold places, total %d", ips, users, st.total.Load())
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,12 +66,12 @@ type Config struct {
 	MaxUsers int `json:"max_users"`
 	// LatencyBuckets are the upper bounds of the connect-latency
 	// histogram, strictly ascending.
-	LatencyBuckets []middleware.Duration `json:"latency_buckets"`
+	LatencyBuckets middleware.List[middleware.Duration] `json:"latency_buckets"`
 }
 
 // DefaultConfig returns the configuration used for absent keys.
 func DefaultConfig() Config {
-	b := make([]middleware.Duration, len(defaultLatencyBuckets))
+	b := make(middleware.List[middleware.Duration], len(defaultLatencyBuckets))
 	for i, d := range defaultLatencyBuckets {
 		b[i] = middleware.Duration(d)
 	}
@@ -241,14 +240,10 @@ func (st *stage) UserStats(user string) ([]middleware.Stat, bool) {
 
 // Settings implements middleware.Tunable.
 func (st *stage) Settings() []middleware.Setting {
-	b := make([]string, len(st.cfg.LatencyBuckets))
-	for i, d := range st.cfg.LatencyBuckets {
-		b[i] = d.String()
-	}
 	return []middleware.Setting{
 		{Key: "max_users", Value: strconv.Itoa(st.cfg.MaxUsers),
 			Help: "users tracked one by one; the others are counted as " + OtherUser},
-		{Key: "latency_buckets", Value: "[" + strings.Join(b, ", ") + "]",
+		{Key: "latency_buckets", Value: st.cfg.LatencyBuckets.String(),
 			Help: "connect-latency histogram bounds, ascending (a change restarts the histogram)"},
 	}
 }

@@ -54,8 +54,14 @@ func TestConfig(t *testing.T) {
 			wantErr: []error{middleware.ErrBadValue}, errHas: []string{`"latency_buckets"`}},
 		{name: "buckets without a unit", cfg: map[string]any{"latency_buckets": []any{0.01, 0.1, 2}},
 			wantErr: []error{middleware.ErrBadValue}, errHas: []string{`"latency_buckets"`, "write 0.01s"}},
-		{name: "buckets not a list", cfg: map[string]any{"latency_buckets": "1ms"},
+		// One item alone, or items in one string (the environment, CONFIG's
+		// 1ms,10ms), are a list too.
+		{name: "one bucket alone", cfg: map[string]any{"latency_buckets": "1ms"}, maxUsers: "1000", buckets: "[1ms]"},
+		{name: "buckets in a string", cfg: map[string]any{"latency_buckets": "1ms, 10ms,1s"}, maxUsers: "1000", buckets: "[1ms, 10ms, 1s]"},
+		{name: "buckets a bool", cfg: map[string]any{"latency_buckets": true},
 			wantErr: []error{middleware.ErrBadValue}, errHas: []string{`"latency_buckets"`}},
+		{name: "bucket in a string not a duration", cfg: map[string]any{"latency_buckets": "1ms,fast"},
+			wantErr: []error{middleware.ErrBadValue}, errHas: []string{`"latency_buckets"`, "item 2", "fast"}},
 		{name: "unknown key", cfg: map[string]any{"max_user": 5},
 			wantErr: []error{middleware.ErrUnknownKey}, errHas: []string{`"max_user"`, "latency_buckets, max_users"}},
 	}

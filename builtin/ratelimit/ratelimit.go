@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/time/rate"
 
@@ -54,13 +53,13 @@ type stage struct {
 	cfg     Config
 	perConn rate.Limit // 0 when unlimited
 	burst   int
-	gen     uint64 // orders rebuilds; see users.sync
 	users   *users
 }
 
 var (
 	_ middleware.Middleware = (*stage)(nil)
 	_ middleware.Tunable    = (*stage)(nil)
+	_ middleware.Activator  = (*stage)(nil)
 )
 
 // New builds the stage from p. It is registered as the "ratelimit" type.
@@ -77,7 +76,6 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 		cfg:     cfg,
 		perConn: rate.Limit(cfg.PerConnection),
 		burst:   int(cfg.Burst),
-		gen:     u.gens.Add(1),
 		users:   u,
 	}, nil
 }
@@ -87,7 +85,6 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 // the kernel splice.
 func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, s *middleware.Session) error {
-		st.users.sync(st.gen, limitOf(st.cfg.PerUser), st.burst)
 		if st.cfg.PerConnection == 0 && st.cfg.PerUser == 0 {
 			return next.ServeConn(ctx, s)
 		}
@@ -106,6 +103,11 @@ func (st *stage) Wrap(next middleware.Handler) middleware.Handler {
 		return next.ServeConn(ctx, s)
 	})
 }
+
+// Activate implements middleware.Activator: the per-user limiters, the
+// running connections' included, take the settings of the stage that went
+// live.
+func (st *stage) Activate() { st.users.set(limitOf(st.cfg.PerUser), st.burst) }
 
 // Settings implements middleware.Tunable.
 func (st *stage) Settings() []middleware.Setting {
@@ -136,15 +138,13 @@ type pair struct {
 // users is the state that outlives a rebuild: the per-user limiters, keyed
 // by user name, and the settings they follow.
 //
-// The settings follow the newest stage in use. Every New takes a generation
-// number; the first session served by a newer stage updates every limiter
-// with SetLimit/SetBurst (so the user's running connections follow too),
-// and limiters created later use the newest settings. A stage built but
-// never installed (a failed change) never touches them.
+// The settings are the live stage's: a stage sets them when it is
+// activated (middleware.Activator), updating every limiter with
+// SetLimit/SetBurst so the user's running connections follow too, and
+// limiters created later use them. A stage built by a change that failed
+// never touches them, and connections still running on an old chain
+// cannot bring its settings back.
 type users struct {
-	gens    atomic.Uint64 // generations handed out by New
-	applied atomic.Uint64 // generation whose settings are in force
-
 	mu    sync.Mutex
 	limit rate.Limit
 	burst int
@@ -155,17 +155,11 @@ func newUsers() *users {
 	return &users{limit: rate.Inf, burst: DefaultBurst, m: make(map[string]*pair)}
 }
 
-// sync brings the limiters to the settings of generation gen if it is the
-// newest yet. It costs an atomic load when there is nothing to do.
-func (u *users) sync(gen uint64, limit rate.Limit, burst int) {
-	if u.applied.Load() >= gen {
-		return
-	}
+// set brings every limiter, and those created from now on, to limit and
+// burst.
+func (u *users) set(limit rate.Limit, burst int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.applied.Load() >= gen {
-		return
-	}
 	u.limit, u.burst = limit, burst
 	for _, p := range u.m {
 		for _, l := range [...]*rate.Limiter{p.read, p.write} {
@@ -173,7 +167,6 @@ func (u *users) sync(gen uint64, limit rate.Limit, burst int) {
 			l.SetBurst(burst)
 		}
 	}
-	u.applied.Store(gen)
 }
 
 // get returns the limiters of user name, creating them the first time.

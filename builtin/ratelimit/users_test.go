@@ -60,11 +60,13 @@ func TestRebuildUpdatesUserLimiters(t *testing.T) {
 
 	// A change that built a stage but was never installed changes nothing.
 	p.Config = map[string]any{"per_user": "5MiB"}
-	_ = mwtest.New(t, Type, p)
+	if _, err := mwtest.Build(t, Type, p); err != nil {
+		t.Fatal(err)
+	}
 	serveAs(t, first, "alice")
 	checkLimits(t, alice, 1<<20, DefaultBurst)
 
-	// The installed rebuild updates the same limiters on its first session.
+	// The installed rebuild updates the same limiters when it is activated.
 	p.Config = map[string]any{"per_user": "2MiB", "burst": "32KiB"}
 	second := mwtest.New(t, Type, p)
 	serveAs(t, second, "bob")

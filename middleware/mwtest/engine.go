@@ -121,7 +121,10 @@ func Stat(mw middleware.Middleware, key string) (value int64, ok bool) {
 // <stage>.<key>=<text> (see middleware.Tunable): the stage must list key
 // as a setting; text is read by middleware.ParseValue; and the stage is
 // rebuilt by New from a copy of p whose Config holds the value under key,
-// with the same Shared pool, so state kept there carries over. It returns
+// with the same Shared pool, so state kept there carries over, and
+// activated (middleware.Activator) as the engine activates the stages of
+// a chain that went live; the stage Set builds from p to check key is
+// cleaned up (middleware.Cleaner), the caller's own stages are not. It returns
 // the new stage and the parameters it was built from (for a further Set),
 // or the error that refused the change; p is not changed. It needs no
 // testing.TB, so an Example can show a change too.
@@ -134,6 +137,7 @@ func Set(typ string, p middleware.Params, key, text string) (middleware.Middlewa
 	if err != nil {
 		return nil, p, fmt.Errorf("the stage before the change: %w", err)
 	}
+	defer middleware.Cleanup(live)
 	if !middleware.IsSetting(live, key) {
 		return nil, p, fmt.Errorf("%w %q of %s (settings: %s)", ErrNotASetting, key, typ, strings.Join(settingKeys(live), ", "))
 	}
@@ -151,6 +155,7 @@ func Set(typ string, p middleware.Params, key, text string) (middleware.Middlewa
 	if err != nil {
 		return nil, p, err
 	}
+	middleware.Activate(mw)
 	return mw, next, nil
 }
 

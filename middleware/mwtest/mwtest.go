@@ -68,7 +68,10 @@ func Params(name string, cfg map[string]any) middleware.Params {
 	}
 }
 
-// New builds a stage of the registered type typ with configuration cfg.
+// New builds a stage of the registered type typ with configuration cfg
+// and activates it (middleware.Activator), as the engine does once the
+// chain holding it is live. Use Build for a stage that a failed change
+// built and never installed.
 func New(t testing.TB, typ string, p middleware.Params) middleware.Middleware {
 	t.Helper()
 	info, ok := middleware.Lookup(typ)
@@ -79,6 +82,7 @@ func New(t testing.TB, typ string, p middleware.Params) middleware.Middleware {
 	if err != nil {
 		t.Fatalf("New(%s): %v", typ, err)
 	}
+	middleware.Activate(mw)
 	return mw
 }
 
@@ -158,7 +162,8 @@ func ExpectError(t testing.TB, err error, is []error, mentions ...string) {
 }
 
 // Build builds a stage of the registered type typ with p and returns New's
-// error, for configuration tables that expect some to fail.
+// error, for configuration tables that expect some to fail. The stage is
+// not activated: it is what a change that failed elsewhere built.
 func Build(t testing.TB, typ string, p middleware.Params) (middleware.Middleware, error) {
 	t.Helper()
 	info, ok := middleware.Lookup(typ)

@@ -132,8 +132,6 @@ func roleBit(r middleware.Role) uint8 {
 	return 0
 }
 
-type portRange struct{ lo, hi uint16 }
-
 // Matcher is a rule's compiled matchers; it is immutable.
 type Matcher struct {
 	// Lists are the matchers in canonical text: lowercased names, masked
@@ -146,11 +144,11 @@ type Matcher struct {
 	suffixes  []string       // ".x" kept as "x": x and the names below it
 	prefixes  []netip.Prefix // CIDRs and addresses, unmapped and masked
 
-	ports    []portRange    // nil: any
-	commands uint8          // 0: any
-	users    []string       // nil: any
-	roles    uint8          // 0: any
-	sources  []netip.Prefix // nil: any
+	ports    []middleware.PortRange // nil: any
+	commands uint8                  // 0: any
+	users    []string               // nil: any
+	roles    uint8                  // 0: any
+	sources  []netip.Prefix         // nil: any
 }
 
 // Compile validates lists; where names the rule in errors ("rules[2]").
@@ -276,24 +274,14 @@ func ParseNet(v string) (netip.Prefix, string, bool) {
 	return netip.PrefixFrom(a, a.BitLen()), a.String(), true
 }
 
-// parsePorts parses "443" or "1-1023".
-func parsePorts(v string) (portRange, string, bool) {
-	lo, hi, isRange := strings.Cut(v, "-")
-	a, err := strconv.ParseUint(lo, 10, 16)
+// parsePorts parses "443" or "1-1023" (middleware.ParsePortRange, the one
+// port-range reader) and returns its canonical text.
+func parsePorts(v string) (middleware.PortRange, string, bool) {
+	pr, err := middleware.ParsePortRange(v)
 	if err != nil {
-		return portRange{}, "", false
+		return middleware.PortRange{}, "", false
 	}
-	b := a
-	if isRange {
-		if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
-			return portRange{}, "", false
-		}
-	}
-	pr := portRange{uint16(a), uint16(b)}
-	if a == b {
-		return pr, strconv.FormatUint(a, 10), true
-	}
-	return pr, strconv.FormatUint(a, 10) + "-" + strconv.FormatUint(b, 10), true
+	return pr, pr.String(), true
 }
 
 // NormName lowercases a host name and drops one trailing dot.
@@ -411,7 +399,7 @@ func (m *Matcher) others(q *Query) bool {
 	if m.users != nil && !slices.Contains(m.users, q.User) {
 		return false
 	}
-	if m.ports != nil && !slices.ContainsFunc(m.ports, func(pr portRange) bool { return pr.lo <= q.Port && q.Port <= pr.hi }) {
+	if m.ports != nil && !slices.ContainsFunc(m.ports, func(pr middleware.PortRange) bool { return pr.Contains(q.Port) }) {
 		return false
 	}
 	if m.sources != nil && !slices.ContainsFunc(m.sources, func(p netip.Prefix) bool { return p.Contains(q.Client) }) {

@@ -18,7 +18,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/socks5d/socks5d/middleware"
@@ -32,9 +31,12 @@ func init() {
 	})
 }
 
-// config is the stage's entry in the chain: list.
+// config is the stage's entry in the chain: list. The kit's value types
+// take every form an operator types (allow: [80, 443], allow: 80,443,
+// allow: 443, CONFIG portguard.allow=80,443) and print one CONFIG reads
+// back.
 type config struct {
-	Allow []uint16 `json:"allow"`
+	Allow middleware.List[middleware.Port] `json:"allow"`
 }
 
 // counters outlive every rebuild of the chain (each CONFIG change builds a
@@ -59,8 +61,8 @@ var (
 // of the live configuration, so it only decodes, validates and finds its
 // shared counters.
 func New(p middleware.Params) (middleware.Middleware, error) {
-	cfg := config{Allow: []uint16{80, 443}} // defaults first: Decode keeps what is absent
-	if err := p.Decode(&cfg); err != nil {  // strict: an unknown key or a wrong type names the key
+	cfg := config{Allow: middleware.List[middleware.Port]{80, 443}} // defaults first: Decode keeps what is absent
+	if err := p.Decode(&cfg); err != nil {                          // strict: an unknown key or a wrong type names the key
 		return nil, err
 	}
 	if len(cfg.Allow) == 0 {
@@ -74,7 +76,7 @@ func New(p middleware.Params) (middleware.Middleware, error) {
 		if port == 0 {
 			return nil, fmt.Errorf("%w: key %q: port 0", middleware.ErrBadValue, "allow")
 		}
-		g.allow[port] = true
+		g.allow[uint16(port)] = true
 	}
 	return g, nil
 }
@@ -88,16 +90,16 @@ func (g *guard) Wrap(next middleware.Handler) middleware.Handler {
 	})
 }
 
-// Settings lists the live setting. Its value is printed in the form CONFIG
-// reads back: a YAML list, [80, 443].
+// Settings lists the live setting, sorted. The kit's List prints it in
+// the form CONFIG reads back: [80, 443].
 func (g *guard) Settings() []middleware.Setting {
-	ports := make([]string, 0, len(g.allow))
+	var ports middleware.List[middleware.Port]
 	for _, port := range slices.Sorted(maps.Keys(g.allow)) {
-		ports = append(ports, strconv.Itoa(int(port)))
+		ports = append(ports, middleware.Port(port))
 	}
 	return []middleware.Setting{{
 		Key:   "allow",
-		Value: "[" + strings.Join(ports, ", ") + "]",
+		Value: ports.String(),
 		Help:  "destination ports CONNECT may reach",
 	}}
 }

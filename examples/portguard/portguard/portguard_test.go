@@ -28,7 +28,9 @@ func TestConfig(t *testing.T) {
 		{"port 0", map[string]any{"allow": []any{443, 0}}, "", `"allow"`},
 		{"port too big", map[string]any{"allow": []any{65536}}, "", `"allow"`},
 		{"empty", map[string]any{"allow": []any{}}, "", `"allow"`},
-		{"text, not a list", map[string]any{"allow": "80,443"}, "", `"allow"`},
+		{"ports in text", map[string]any{"allow": "80,443"}, "[80, 443]", ""},
+		{"one port alone", map[string]any{"allow": 443}, "[443]", ""},
+		{"not a port", map[string]any{"allow": "80,http"}, "", `"allow"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mw, err := mwtest.Build(t, "portguard", mwtest.Params("portguard", tc.cfg))
@@ -134,9 +136,24 @@ func TestLiveChange(t *testing.T) {
 		t.Errorf("STATS allowed %d refused %d after the change, want 1 and 1 (carried over)", a, r)
 	}
 
-	for _, bad := range []string{"80,443", "[0]", "[]", "[80, http]"} {
+	for _, bad := range []string{"0", "[0]", "[]", "[80, http]", "80,http"} {
 		if _, _, err := mwtest.Set("portguard", p, "allow", bad); !errors.Is(err, middleware.ErrBadValue) {
 			t.Errorf("CONFIG portguard.allow=%s: err %v, want ErrBadValue", bad, err)
+		}
+	}
+}
+
+// Every form an operator types for the list reads as the same list.
+func TestListForms(t *testing.T) {
+	p := mwtest.Params("portguard", nil)
+	for _, form := range []string{"[80, 443]", "80,443", "80, 443", "[443, 80]", "['80', 443]"} {
+		mw, _, err := mwtest.Set("portguard", p, "allow", form)
+		if err != nil {
+			t.Errorf("CONFIG portguard.allow=%s: %v", form, err)
+			continue
+		}
+		if got := mw.(middleware.Tunable).Settings()[0].Value; got != "[80, 443]" {
+			t.Errorf("CONFIG portguard.allow=%s lists %s", form, got)
 		}
 	}
 }

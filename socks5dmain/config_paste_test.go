@@ -1,6 +1,7 @@
 package socks5dmain
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,14 @@ var pasteSettings = map[string]string{
 func TestConfigLinesPasteBack(t *testing.T) {
 	var chain strings.Builder
 	chain.WriteString("chain:\n")
-	for _, typ := range middleware.Types() {
+	// Stages that must come before others (forward before filter) first.
+	types := middleware.Types()
+	slices.SortStableFunc(types, func(a, b string) int {
+		ia, _ := middleware.Lookup(a)
+		ib, _ := middleware.Lookup(b)
+		return cmp.Compare(len(ib.Before), len(ia.Before))
+	})
+	for _, typ := range types {
 		fmt.Fprintf(&chain, "  - use: %s\n", typ)
 		if extra, ok := pasteSettings[typ]; ok {
 			for _, kv := range splitFlow(extra) {

@@ -39,8 +39,12 @@ func parseCounter(key string, v []byte) (int64, error) {
 // (its mod revision; 0 for a new one); when another instance wrote first
 // it reads the new value and tries again, at most maxAddAttempts times,
 // all within dial_timeout. When it fails, nothing was added (unless the
-// transaction committed and only its answer was lost).
+// transaction committed and only its answer was lost). An instance makes
+// one Add at a time (a quota save adds one key after another anyway), so
+// only other instances race with it.
 func (s *Store) Add(key string, delta int64) (int64, error) {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	cli, err := s.client()

@@ -63,8 +63,10 @@ type Store struct {
 	conflicts atomic.Int64 // changes refused because another instance changed first
 	// counterRetries: counter Adds that lost a race and read again.
 	counterRetries atomic.Int64
-	badValues      atomic.Int64 // states refused because a value did not parse
-	fromCache      atomic.Bool  // serving the copy in data_dir, etcd not yet reached
+	// addMu: one counter Add at a time from this instance.
+	addMu     sync.Mutex
+	badValues atomic.Int64 // states refused because a value did not parse
+	fromCache atomic.Bool  // serving the copy in data_dir, etcd not yet reached
 	// readOnly: keep no copy in data_dir (a configuration check).
 	readOnly atomic.Bool
 

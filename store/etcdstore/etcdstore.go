@@ -3,8 +3,9 @@
 // balancer. It implements core.SharedStore: every change is a transaction
 // that checks the revision it was based on, and every instance watches the
 // prefix and applies what changed. It also implements middleware.BanBoard
-// (bans leased for their length) and keeps a copy of the last state it saw
-// in data_dir, to serve from when etcd is down at start.
+// (bans leased for their length) and middleware.CounterStore (the quota
+// stage's counts, one total for the fleet), and keeps a copy of the last
+// state it saw in data_dir, to serve from when etcd is down at start.
 package etcdstore
 
 import (
@@ -60,6 +61,10 @@ type Store struct {
 	revision  atomic.Int64 // last revision of the state seen and applied
 	errs      atomic.Int64 // failed requests to etcd
 	conflicts atomic.Int64 // changes refused because another instance changed first
+	// counterRetries: counter Adds that lost a race and read again.
+	counterRetries atomic.Int64
+	// addMu: one counter Add at a time from this instance.
+	addMu     sync.Mutex
 	badValues atomic.Int64 // states refused because a value did not parse
 	fromCache atomic.Bool  // serving the copy in data_dir, etcd not yet reached
 	// readOnly: keep no copy in data_dir (a configuration check).
@@ -221,7 +226,7 @@ func (s *Store) fetch(ctx context.Context) (kvs map[string][]byte, bans map[neti
 			if g, until, ok := s.parseBan(rel, kv.Value); ok {
 				bans[g] = until
 			}
-		case dirKills:
+		case dirKills, dirCounters:
 		default:
 			kvs[rel] = kv.Value
 		}
@@ -363,5 +368,6 @@ func (s *Store) Stats() []middleware.Stat {
 		{Key: "store_errors", Value: s.errs.Load()},
 		{Key: "store_conflicts", Value: s.conflicts.Load()},
 		{Key: "store_bad_values", Value: s.badValues.Load()},
+		{Key: "store_counter_retries", Value: s.counterRetries.Load()},
 	}
 }

@@ -26,6 +26,7 @@ import (
 //	<prefix>revision              written by every change (the change's guard)
 //	<prefix>bans/<group>          {"until":"..."}  leased for the ban's length
 //	<prefix>kills/<user>          {"at":"..."}     a fleet-wide KILL USER, leased
+//	<prefix>counters/<key>        1048576   a shared counter (quota), decimal
 const (
 	dirUsers    = "users/"
 	dirDeleted  = "deleted_users/"
@@ -34,6 +35,7 @@ const (
 	keyRevision = "revision"
 	dirBans     = "bans/"
 	dirKills    = "kills/"
+	dirCounters = "counters/"
 )
 
 // stateDirs are the key groups that make up the state; a change compares
@@ -42,7 +44,7 @@ var stateDirs = []string{dirUsers, dirDeleted, dirSettings, dirLists}
 
 // kind tells which part of the layout a key (without the prefix) is.
 func kind(rel string) string {
-	for _, d := range []string{dirUsers, dirDeleted, dirSettings, dirLists, dirBans, dirKills} {
+	for _, d := range []string{dirUsers, dirDeleted, dirSettings, dirLists, dirBans, dirKills, dirCounters} {
 		if strings.HasPrefix(rel, d) && len(rel) > len(d) {
 			return d
 		}
@@ -118,9 +120,9 @@ func (s *Store) decodeState(kvs map[string][]byte) (*core.State, error) {
 				return nil, bad(fmt.Errorf("want a JSON array: %w", err))
 			}
 			st.Lists[rel[len(d):]] = x
-		case keyRevision, dirBans, dirKills:
+		case keyRevision, dirBans, dirKills, dirCounters:
 		default:
-			return nil, fmt.Errorf("%w: %s (is store.prefix %q right? socks5d keeps users/, deleted_users/, settings/, lists/, bans/, kills/ and revision there)", ErrForeignKey, key, s.prefix)
+			return nil, fmt.Errorf("%w: %s (is store.prefix %q right? socks5d keeps users/, deleted_users/, settings/, lists/, bans/, kills/, counters/ and revision there)", ErrForeignKey, key, s.prefix)
 		}
 	}
 	return st, nil

@@ -41,6 +41,17 @@ func startWithEtcdDown(t *testing.T, user, pass string) {
 	if _, err := s.SaveChange(st, next, 0); !errors.Is(err, core.ErrStoreUnavailable) {
 		t.Fatalf("SaveChange while serving the copy = %v", err)
 	}
+	// Counters fail the same way: the quota stage keeps its counts in
+	// memory and tries again at its next save.
+	if _, err := s.Add("quota/q/total/alice", 1); !errors.Is(err, core.ErrStoreUnavailable) {
+		t.Errorf("Add with etcd down = %v, want ErrStoreUnavailable", err)
+	}
+	if _, err := s.Counters("quota/"); !errors.Is(err, core.ErrStoreUnavailable) {
+		t.Errorf("Counters with etcd down = %v, want ErrStoreUnavailable", err)
+	}
+	if err := s.Delete("quota/"); !errors.Is(err, core.ErrStoreUnavailable) {
+		t.Errorf("Delete with etcd down = %v, want ErrStoreUnavailable", err)
+	}
 	if got := s.Stats(); got[0].Key != "store_connected" || got[0].Value != 0 {
 		t.Errorf("Stats = %v, want store_connected 0 first", got)
 	}

@@ -95,6 +95,7 @@ func (s *Store) follow(ctx context.Context, kvs map[string][]byte, rev int64, ap
 					if put {
 						apply(core.StoreEvent{KillUser: rel[len(dirKills):], Revision: ev.Kv.ModRevision})
 					}
+				case dirCounters: // read when needed (Counters), not part of the state
 				default:
 					changed = true
 					if put {

@@ -3,7 +3,8 @@
 // on the wire, and runs every connection through the chain of stages that
 // the middleware package defines. It imports middleware and nothing else of
 // socks5d; cmd wires it to builtin's stages and to PCTP, which reaches it
-// through its own Admin interface (Runtime satisfies it).
+// through its own Admin interface (core.Admin, got with Runtime.Admin,
+// satisfies it).
 //
 // The files, by concern:
 //
@@ -19,12 +20,20 @@
 // The live configuration
 //   - runtime.go: Runtime, Snapshot and Draft; Update compiles a draft and
 //     installs it (stages activated and cleaned up: middleware.Activator,
-//     Cleaner); Reload; the admin view of settings, users and STATS.
+//     Cleaner); Reload; STATS keys checked for clashes.
 //   - persist.go, state.go, store.go: what administrators change, kept by
 //     a Store (FileStore) and laid over the configuration.
 //   - lists.go: list settings edited item by item (RULES).
 //   - users.go: the user table (bcrypt hashes, constant-time checks).
 //   - datadir*.go: the data directory, checked and made at start-up.
+//
+// Administration
+//   - admin.go: Admin, the administrators' view of a Runtime that PCTP
+//     drives (Runtime.Admin): login, STATS, RECORDS, settings and SET,
+//     users. Its methods of one concern stay in that concern's file:
+//     Sessions and Kill (sessions.go), KillUser (fleet.go), Items,
+//     InsertItem and DeleteItem (lists.go), Purpose (purpose.go), Quotas
+//     and ResetQuota (quota.go).
 //
 // Serving connections
 //   - server.go: the accept loop (ServeSOCKS), Shutdown and its drain.

@@ -520,7 +520,7 @@ func ParseLevel(s string) (hclog.Level, error) {
 // dots: the key belongs to the longest stage name that prefixes it. The
 // index is -1 when nothing matches. (An admin protocol that names a
 // setting by what it is for, as PCTP's CONFIG IO= does, asks
-// Runtime.Purpose for its key.)
+// Admin.Purpose for its key.)
 func stageKey(chain []StageConfig, key string) (int, string) {
 	at, sub := -1, ""
 	for i, st := range chain {

@@ -466,7 +466,7 @@ func TestSetEngineSettingStrict(t *testing.T) {
 	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("socks.connect_timeout", "3s"); err != nil {
+	if err := rt.Admin().Set("socks.connect_timeout", "3s"); err != nil {
 		t.Fatal(err)
 	}
 	saved, _ := os.ReadFile(path)
@@ -478,7 +478,7 @@ func TestSetEngineSettingStrict(t *testing.T) {
 		{"socks.idle_timeout", "-5s", "out of range"},
 		{"socks.handshake_timeout", "0", "out of range"},
 	} {
-		err := rt.Set(tt.key, tt.value)
+		err := rt.Admin().Set(tt.key, tt.value)
 		if !errors.Is(err, middleware.ErrBadValue) || !strings.Contains(err.Error(), tt.key) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Set(%s, %s) = %v, want ErrBadValue naming the key and saying %q", tt.key, tt.value, err, tt.want)
 		}
@@ -489,7 +489,7 @@ func TestSetEngineSettingStrict(t *testing.T) {
 	if now, _ := os.ReadFile(path); string(now) != string(saved) {
 		t.Errorf("a refused change was saved:\n%s", now)
 	}
-	if err := rt.Set("socks.idle_timeout", "0"); err != nil || setting(rt, "socks.idle_timeout") != "0s" {
+	if err := rt.Admin().Set("socks.idle_timeout", "0"); err != nil || setting(rt, "socks.idle_timeout") != "0s" {
 		t.Errorf("idle_timeout 0 (off): %v", err)
 	}
 }

@@ -58,7 +58,7 @@ var (
 	// ErrKilled: an administrator closed the session.
 	ErrKilled = errors.New("core: session killed by an administrator")
 	// ErrNoPurpose: no stage in the chain (or not the one named) declares
-	// a setting or list for the purpose asked (Runtime.Purpose).
+	// a setting or list for the purpose asked (Admin.Purpose).
 	ErrNoPurpose = errors.New("core: no stage serves that purpose")
 	// ErrNoSuchSession: KILL names no open session.
 	ErrNoSuchSession = errors.New("core: no such session")

@@ -161,12 +161,12 @@ func (r *Runtime) applyState(st *State, rev int64, reset bool) error {
 // to close theirs. That request goes on its own goroutine, so an
 // unreachable store never holds the admin's reply; a failure is logged
 // (the local sessions are closed all the same).
-func (r *Runtime) KillUser(name string) int {
-	n := r.killUserHere(name)
-	if ss := r.sharedStore(); ss != nil {
+func (a *Admin) KillUser(name string) int {
+	n := a.r.killUserHere(name)
+	if ss := a.r.sharedStore(); ss != nil {
 		go func() {
 			if err := ss.KillUser(name); err != nil {
-				r.logger.Error("KILL USER could not reach the other instances", "user", name, "error", err)
+				a.r.logger.Error("KILL USER could not reach the other instances", "user", name, "error", err)
 			}
 		}()
 	}

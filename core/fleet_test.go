@@ -48,7 +48,7 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	if _, err := rt.UseStore(ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.AddUser("carol", "secret", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("carol", "secret", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	if rt.Revision() != 6 || ms.st.Users["carol"].Hash == "" {
@@ -57,10 +57,10 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	// Another instance wrote meanwhile: this one's base is stale. A list
 	// edit (by position) is refused, and takes no effect.
 	ms.rev = 9
-	if err := rt.InsertItem("test.list.items", 0, "b"); !errors.Is(err, ErrStoreConflict) {
+	if err := rt.Admin().InsertItem("test.list.items", 0, "b"); !errors.Is(err, ErrStoreConflict) {
 		t.Fatalf("a list edit on a stale base = %v, want ErrStoreConflict", err)
 	}
-	if items, _ := rt.Items("test.list.items"); len(items) != 1 {
+	if items, _ := rt.Admin().Items("test.list.items"); len(items) != 1 {
 		t.Fatalf("a refused change took effect: %v", items)
 	}
 	// The watch brings revision 9: carol gone (deleted elsewhere), erin
@@ -72,10 +72,10 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 	if err := rt.ApplyState(next, 9); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := rt.Login("carol", "secret"); ok {
+	if _, ok := rt.Admin().Login("carol", "secret"); ok {
 		t.Error("carol, gone from the shared state, can still log in")
 	}
-	if _, ok := rt.Login("erin", "erin-pw"); !ok {
+	if _, ok := rt.Admin().Login("erin", "erin-pw"); !ok {
 		t.Error("erin, added to the shared state, cannot log in")
 	}
 	if !rt.Snapshot().Users.Has("bob") {
@@ -94,7 +94,7 @@ func TestSharedStoreChangeAndApply(t *testing.T) {
 		t.Error("the last good state was not kept")
 	}
 	// KILL USER goes to the store too; events apply through FollowStore.
-	rt.KillUser("erin")
+	rt.Admin().KillUser("erin")
 	if got := <-ms.killed; got != "erin" {
 		t.Errorf("KillUser reached the store with %q", got)
 	}
@@ -165,7 +165,7 @@ func TestSharedStoreChangeRebased(t *testing.T) {
 	if _, err := rt.UseStore(ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("socks.idle_timeout", "1m"); err != nil {
+	if err := rt.Admin().Set("socks.idle_timeout", "1m"); err != nil {
 		t.Fatalf("Set after another instance's write: %v", err)
 	}
 	if ms.tries != 2 || ms.st.Settings["socks.linger"] != "7s" || ms.st.Settings["socks.idle_timeout"] != "1m0s" {

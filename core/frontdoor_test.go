@@ -123,7 +123,7 @@ func TestMixedListenerServesSOCKSAndHTTP(t *testing.T) {
 	}
 	defer c.Close()
 	echoThrough(t, c, c, "over socks")
-	list := rt.Sessions()
+	list := rt.Admin().Sessions()
 	if len(list) != 1 || list[0].Listener != "office" || list[0].User != "bob" {
 		t.Fatalf("SESSIONS = %+v, want bob's on office", list)
 	}

@@ -90,7 +90,7 @@ func connectRaw(t *testing.T, rt *Runtime, proxyAddr string, dest netip.AddrPort
 	}
 	var id uint64
 	waitFor(t, "the session to be listed", func() bool {
-		for _, si := range rt.Sessions() {
+		for _, si := range rt.Admin().Sessions() {
 			if si.User == "bob" && si.Target.Port == dest.Port() {
 				id = si.ID
 				return true
@@ -109,7 +109,7 @@ func waitStalled(t *testing.T, rt *Runtime, id uint64) int64 {
 	same := 0
 	for range 1000 {
 		var down int64
-		for _, si := range rt.Sessions() {
+		for _, si := range rt.Admin().Sessions() {
 			if si.ID == id {
 				down = si.Down
 			}
@@ -147,15 +147,15 @@ func TestKillAborts(t *testing.T) {
 		name string
 		kill func(rt *Runtime, id uint64) error
 	}{
-		{"KILL id", func(rt *Runtime, id uint64) error { return rt.Kill(id) }},
+		{"KILL id", func(rt *Runtime, id uint64) error { return rt.Admin().Kill(id) }},
 		{"KILL USER", func(rt *Runtime, _ uint64) error {
-			if n := rt.KillUser("bob"); n != 1 {
+			if n := rt.Admin().KillUser("bob"); n != 1 {
 				return errors.New("KillUser did not close one session")
 			}
 			return nil
 		}},
-		{"DEL", func(rt *Runtime, _ uint64) error { return rt.DeleteUser("bob") }},
-		{"KILL id, wrapped conn", func(rt *Runtime, id uint64) error { return rt.Kill(id) }},
+		{"DEL", func(rt *Runtime, _ uint64) error { return rt.Admin().DeleteUser("bob") }},
+		{"KILL id, wrapped conn", func(rt *Runtime, id uint64) error { return rt.Admin().Kill(id) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chain := defaultTestChain()

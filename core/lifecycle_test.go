@@ -145,7 +145,7 @@ func TestStageLifecycle(t *testing.T) {
 	}
 	check("UseStore", "activate 2 (live)", "cleanup 2")
 	live = rt.Snapshot()
-	if err := rt.Set("test.life.v", "six"); err == nil {
+	if err := rt.Admin().Set("test.life.v", "six"); err == nil {
 		t.Fatal("a change that could not be saved was made")
 	}
 	check("Set that cannot be saved", "cleanup six")

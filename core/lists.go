@@ -24,8 +24,8 @@ func (r *Runtime) editable(key string) (middleware.Editable, string, string, err
 }
 
 // Items returns the list setting key ("filter.rules"), one line per item.
-func (r *Runtime) Items(key string) ([]string, error) {
-	e, _, list, err := r.editable(key)
+func (a *Admin) Items(key string) ([]string, error) {
+	e, _, list, err := a.r.editable(key)
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +37,8 @@ func (r *Runtime) Items(key string) ([]string, error) {
 // it becomes item pos: 1 to one past the last item, or 0 to append. Any
 // other position is refused, naming the valid range. The stage is rebuilt
 // with the new list, so its validation applies.
-func (r *Runtime) InsertItem(key string, pos int, text string) error {
-	e, name, list, err := r.editable(key)
+func (a *Admin) InsertItem(key string, pos int, text string) error {
+	e, name, list, err := a.r.editable(key)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (r *Runtime) InsertItem(key string, pos int, text string) error {
 	if err != nil {
 		return err
 	}
-	return r.editList(name, list, func(items []any) ([]any, error) {
+	return a.r.editList(name, list, func(items []any) ([]any, error) {
 		if pos < 0 || pos > len(items)+1 {
 			return nil, fmt.Errorf("%w: %s: position %d is out of range 1..%d", middleware.ErrBadValue, key, pos, len(items)+1)
 		}
@@ -59,12 +59,12 @@ func (r *Runtime) InsertItem(key string, pos int, text string) error {
 }
 
 // DeleteItem removes item index (1-based) from the list key.
-func (r *Runtime) DeleteItem(key string, index int) error {
-	_, name, list, err := r.editable(key)
+func (a *Admin) DeleteItem(key string, index int) error {
+	_, name, list, err := a.r.editable(key)
 	if err != nil {
 		return err
 	}
-	return r.editList(name, list, func(items []any) ([]any, error) {
+	return a.r.editList(name, list, func(items []any) ([]any, error) {
 		if index < 1 || index > len(items) {
 			return nil, fmt.Errorf("%w: %s has no item %d (it has %d)", middleware.ErrBadValue, key, index, len(items))
 		}

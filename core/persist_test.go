@@ -30,11 +30,11 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, err := range []error{
-		rt.AddUser("carol", "secret", middleware.RoleBasic),
-		rt.AddUser("admin2", "pw2", middleware.RoleAdmin),
-		rt.DeleteUser("bob"), // a file user: stays deleted
-		rt.Set("test.iosize.size", "9000"),
-		rt.InsertItem("test.list.items", 0, "b"),
+		rt.Admin().AddUser("carol", "secret", middleware.RoleBasic),
+		rt.Admin().AddUser("admin2", "pw2", middleware.RoleAdmin),
+		rt.Admin().DeleteUser("bob"), // a file user: stays deleted
+		rt.Admin().Set("test.iosize.size", "9000"),
+		rt.Admin().InsertItem("test.list.items", 0, "b"),
 	} {
 		if err != nil {
 			t.Fatal(err)
@@ -61,26 +61,26 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil || len(skipped) != 0 {
 		t.Fatalf("UseStore: %v (skipped %v)", err, skipped)
 	}
-	if got := fmt.Sprint(rt2.Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
+	if got := fmt.Sprint(rt2.Admin().Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
 		t.Errorf("users after restart = %s", got)
 	}
-	if _, ok := rt2.Login("carol", "secret"); !ok {
+	if _, ok := rt2.Admin().Login("carol", "secret"); !ok {
 		t.Error("carol cannot log in after a restart")
 	}
-	if _, ok := rt2.Login("admin", "password"); !ok {
+	if _, ok := rt2.Admin().Login("admin", "password"); !ok {
 		t.Error("the -u admin lost its flag password")
 	}
 	if s := setting(rt2, "test.iosize.size"); s != "9000" {
 		t.Errorf("settings after restart = %+v", s)
 	}
-	if items, _ := rt2.Items("test.list.items"); strings.Join(items, ",") != "a,b" {
+	if items, _ := rt2.Admin().Items("test.list.items"); strings.Join(items, ",") != "a,b" {
 		t.Errorf("list after restart = %v", items)
 	}
 	// A reload of the file keeps what administrators changed.
 	if err := rt2.Reload(persistConfig()); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rt2.Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
+	if got := fmt.Sprint(rt2.Admin().Users()); got != "[{admin Admin} {admin2 Admin} {carol Basic}]" {
 		t.Errorf("users after reload = %s", got)
 	}
 	if s := setting(rt2, "test.iosize.size"); s != "9000" {
@@ -158,10 +158,10 @@ func TestUnsavedChangeIsRefused(t *testing.T) {
 	if _, err := rt.UseStore(failingStore{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.AddUser("carol", "secret", middleware.RoleBasic); err == nil || !strings.Contains(err.Error(), "disk full") {
+	if err := rt.Admin().AddUser("carol", "secret", middleware.RoleBasic); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("AddUser = %v", err)
 	}
-	if _, ok := rt.Login("carol", "secret"); ok {
+	if _, ok := rt.Admin().Login("carol", "secret"); ok {
 		t.Fatal("a change that was not saved took effect")
 	}
 }
@@ -200,14 +200,14 @@ func TestDeleteFlagUserIsRefused(t *testing.T) {
 	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.DeleteUser("root"); !errors.Is(err, ErrUserFromFlag) || !strings.Contains(err.Error(), "-u") {
+	if err := rt.Admin().DeleteUser("root"); !errors.Is(err, ErrUserFromFlag) || !strings.Contains(err.Error(), "-u") {
 		t.Fatalf("DeleteUser of a -u user = %v, want ErrUserFromFlag", err)
 	}
-	if err := rt.DeleteUser("bob"); err != nil {
+	if err := rt.Admin().DeleteUser("bob"); err != nil {
 		t.Fatal(err)
 	}
 	want := "[{admin Admin} {root Admin}]"
-	if got := fmt.Sprint(rt.Users()); got != want {
+	if got := fmt.Sprint(rt.Admin().Users()); got != want {
 		t.Fatalf("users = %s, want %s", got, want)
 	}
 	// SIGHUP: load the same sources again and reload.
@@ -218,10 +218,10 @@ func TestDeleteFlagUserIsRefused(t *testing.T) {
 	if err := rt.Reload(next); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rt.Users()); got != want {
+	if got := fmt.Sprint(rt.Admin().Users()); got != want {
 		t.Errorf("users after reload = %s, want %s (the answer to DEL must hold)", got, want)
 	}
-	if _, ok := rt.Login("root", "secret"); !ok {
+	if _, ok := rt.Admin().Login("root", "secret"); !ok {
 		t.Error("the -u user lost its password")
 	}
 }
@@ -237,7 +237,7 @@ func TestLastAdminFromFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.DeleteUser("root"); !errors.Is(err, middleware.ErrLastAdmin) || errors.Is(err, ErrUserFromFlag) {
+	if err := rt.Admin().DeleteUser("root"); !errors.Is(err, middleware.ErrLastAdmin) || errors.Is(err, ErrUserFromFlag) {
 		t.Fatalf("DeleteUser of the last admin, given with -u = %v, want ErrLastAdmin", err)
 	}
 }

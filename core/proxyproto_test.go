@@ -71,7 +71,7 @@ func connectRequest(t testing.TB, target string) []byte {
 
 func statOf(t testing.TB, rt *Runtime, key string) int64 {
 	t.Helper()
-	for _, s := range rt.Stats() {
+	for _, s := range rt.Admin().Stats() {
 		if s.Key == key {
 			return s.Value
 		}
@@ -125,11 +125,11 @@ func TestProxyHeaderSetsClient(t *testing.T) {
 			t.Fatalf("v%d: echo %q", tt.version, got)
 		}
 		var listed bool
-		for _, si := range rt.Sessions() {
+		for _, si := range rt.Admin().Sessions() {
 			listed = listed || si.Client == src
 		}
 		if !listed {
-			t.Errorf("v%d: SESSIONS does not list client %v: %+v", tt.version, src, rt.Sessions())
+			t.Errorf("v%d: SESSIONS does not list client %v: %+v", tt.version, src, rt.Admin().Sessions())
 		}
 		c.Close()
 		select {
@@ -248,7 +248,7 @@ func TestProxyHeaderRefused(t *testing.T) {
 			if got := statOf(t, rt, "proxy_protocol_accepted"); got != 0 {
 				t.Errorf("proxy_protocol_accepted = %d", got)
 			}
-			if n := len(rt.Sessions()); n != 0 {
+			if n := len(rt.Admin().Sessions()); n != 0 {
 				t.Errorf("%d sessions open", n)
 			}
 		})

@@ -11,8 +11,8 @@ import (
 // DeleteItem take it. With stage "" it is the first stage in chain order
 // that declares p; otherwise it is the stage of that name, which must
 // declare it. The error wraps ErrNoPurpose.
-func (r *Runtime) Purpose(p middleware.Purpose, stage string) (string, error) {
-	for _, st := range r.snap.Load().Stages {
+func (a *Admin) Purpose(p middleware.Purpose, stage string) (string, error) {
+	for _, st := range a.r.snap.Load().Stages {
 		if stage != "" && st.Name != stage {
 			continue
 		}

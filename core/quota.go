@@ -11,8 +11,8 @@ import (
 // Quotas lists the users with traffic counted this period by every stage
 // that keeps quotas (middleware.QuotaKeeper), by user; ok is false when
 // no stage of the chain keeps quotas.
-func (r *Runtime) Quotas() (list []middleware.QuotaUsage, ok bool) {
-	for _, st := range r.snap.Load().Stages {
+func (a *Admin) Quotas() (list []middleware.QuotaUsage, ok bool) {
+	for _, st := range a.r.snap.Load().Stages {
 		if qk, is := st.Middleware.(middleware.QuotaKeeper); is {
 			list, ok = append(list, qk.Quotas()...), true
 		}
@@ -24,9 +24,9 @@ func (r *Runtime) Quotas() (list []middleware.QuotaUsage, ok bool) {
 // ResetQuota sets a user's count this period back to 0 in every stage that
 // keeps quotas; found is false when none had a count for the user. The
 // error wraps ErrNoQuota when no stage keeps quotas.
-func (r *Runtime) ResetQuota(name string) (found bool, err error) {
+func (a *Admin) ResetQuota(name string) (found bool, err error) {
 	keeper := false
-	for _, st := range r.snap.Load().Stages {
+	for _, st := range a.r.snap.Load().Stages {
 		qk, is := st.Middleware.(middleware.QuotaKeeper)
 		if !is {
 			continue

@@ -63,7 +63,7 @@ func TestStartupErrorsWrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("test.iosize.size", "0"); !errors.Is(err, middleware.ErrBadValue) {
+	if err := rt.Admin().Set("test.iosize.size", "0"); !errors.Is(err, middleware.ErrBadValue) {
 		t.Errorf("bad value through Set: err = %v, want middleware.ErrBadValue", err)
 	}
 }
@@ -92,7 +92,7 @@ func TestFailedUpdateChangesNothing(t *testing.T) {
 	if rt.Snapshot() != before {
 		t.Fatal("a failed update replaced the snapshot")
 	}
-	if _, ok := rt.Login("carol", "pw"); ok {
+	if _, ok := rt.Admin().Login("carol", "pw"); ok {
 		t.Fatal("a failed update added a user")
 	}
 }
@@ -102,32 +102,32 @@ func TestUserChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.AddUser("bob", "x", middleware.RoleBasic); !errors.Is(err, ErrUserExists) {
+	if err := rt.Admin().AddUser("bob", "x", middleware.RoleBasic); !errors.Is(err, ErrUserExists) {
 		t.Errorf("duplicate add: %v", err)
 	}
-	if err := rt.AddUser("", "x", middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
+	if err := rt.Admin().AddUser("", "x", middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
 		t.Errorf("empty name: %v", err)
 	}
-	if err := rt.AddUser("carol", strings.Repeat("p", 256), middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
+	if err := rt.Admin().AddUser("carol", strings.Repeat("p", 256), middleware.RoleBasic); !errors.Is(err, ErrBadUser) {
 		t.Errorf("long password: %v", err)
 	}
-	if err := rt.DeleteUser("nobody"); !errors.Is(err, ErrNoSuchUser) {
+	if err := rt.Admin().DeleteUser("nobody"); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("unknown delete: %v", err)
 	}
-	if err := rt.DeleteUser("admin"); !errors.Is(err, ErrLastAdmin) {
+	if err := rt.Admin().DeleteUser("admin"); !errors.Is(err, ErrLastAdmin) {
 		t.Errorf("last admin: %v", err)
 	}
-	if err := rt.AddUser("root", "toor", middleware.RoleAdmin); err != nil {
+	if err := rt.Admin().AddUser("root", "toor", middleware.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.DeleteUser("admin"); err != nil {
+	if err := rt.Admin().DeleteUser("admin"); err != nil {
 		t.Errorf("deleting one of two admins: %v", err)
 	}
-	got := fmt.Sprint(rt.Users())
+	got := fmt.Sprint(rt.Admin().Users())
 	if got != "[{bob Basic} {root Admin}]" {
 		t.Errorf("users = %s", got)
 	}
-	if role, ok := rt.Login("root", "toor"); !ok || role != middleware.RoleAdmin {
+	if role, ok := rt.Admin().Login("root", "toor"); !ok || role != middleware.RoleAdmin {
 		t.Errorf("login root = %v %v", role, ok)
 	}
 }
@@ -137,7 +137,7 @@ func TestSetTunable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("test.iosize.size", "8000"); err != nil {
+	if err := rt.Admin().Set("test.iosize.size", "8000"); err != nil {
 		t.Fatal(err)
 	}
 	if s := setting(rt, "test.iosize.size"); s != "8000" {
@@ -151,7 +151,7 @@ func TestSetTunable(t *testing.T) {
 		{"size", "1", "unknown setting"},
 		{"nostage.size", "1", "unknown setting"},
 	} {
-		if err := rt.Set(tt.key, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if err := rt.Admin().Set(tt.key, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Set(%s, %s) = %v, want %q", tt.key, tt.value, err, tt.want)
 		}
 	}
@@ -165,7 +165,7 @@ func TestSetTunable(t *testing.T) {
 func TestDeleteUserClosesSessions(t *testing.T) {
 	rt, addr := startProxy(t, testConfig(defaultTestChain()...))
 	echo := echoServer(t, "tcp", "127.0.0.1:0")
-	if err := rt.AddUser("carol", "secret", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("carol", "secret", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	c, err := socksDialer(t, addr, "carol", "secret").Dial("tcp", echo)
@@ -176,7 +176,7 @@ func TestDeleteUserClosesSessions(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.Write([]byte("ping"))
 	readN(t, c, 4)
-	if err := rt.DeleteUser("carol"); err != nil {
+	if err := rt.Admin().DeleteUser("carol"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.Read(make([]byte, 1)); err == nil {
@@ -235,7 +235,7 @@ swapping:
 			break swapping
 		default:
 		}
-		if err := rt.Set("test.iosize.size", strconv.Itoa(4096+i%7*1000)); err != nil {
+		if err := rt.Admin().Set("test.iosize.size", strconv.Itoa(4096+i%7*1000)); err != nil {
 			t.Fatal(err)
 		}
 		name := "tmp" + strconv.Itoa(i)
@@ -244,7 +244,7 @@ swapping:
 		if err := rt.Update(func(d *Draft) error { return d.users.setPlain(name, "pw", middleware.RoleBasic, false) }); err != nil {
 			t.Fatal(err)
 		}
-		if err := rt.DeleteUser(name); err != nil {
+		if err := rt.Admin().DeleteUser(name); err != nil {
 			t.Fatal(err)
 		}
 		swaps += 3
@@ -278,22 +278,22 @@ func TestHashedPasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ { // the first check runs bcrypt, the next hit the cache
-		if _, ok := rt.Login("carol", "hunter2"); !ok {
+		if _, ok := rt.Admin().Login("carol", "hunter2"); !ok {
 			t.Fatalf("check %d: right password refused", i)
 		}
-		if _, ok := rt.Login("carol", "hunter3"); ok {
+		if _, ok := rt.Admin().Login("carol", "hunter3"); ok {
 			t.Fatalf("check %d: wrong password accepted", i)
 		}
 	}
 	// A user added at run time is stored as a bcrypt hash.
-	if err := rt.AddUser("dave", "pw", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("dave", "pw", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	e := rt.Snapshot().Users.m["dave"]
 	if bcrypt.CompareHashAndPassword(e.hash, []byte("pw")) != nil {
 		t.Fatal("run-time user has no bcrypt hash")
 	}
-	if _, ok := rt.Login("dave", "pw"); !ok {
+	if _, ok := rt.Admin().Login("dave", "pw"); !ok {
 		t.Fatal("run-time user cannot log in")
 	}
 }
@@ -303,7 +303,7 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.AddUser("runtime", "pw", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("runtime", "pw", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	next := testConfig(stage("test.auth"), stage("test.iosize", "size", 6000))
@@ -312,10 +312,10 @@ func TestReload(t *testing.T) {
 	if err := rt.Reload(next); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rt.Users()); got != "[{admin Admin} {runtime Basic}]" {
+	if got := fmt.Sprint(rt.Admin().Users()); got != "[{admin Admin} {runtime Basic}]" {
 		t.Errorf("users after reload = %s", got)
 	}
-	if _, ok := rt.Login("admin", "newpass"); !ok {
+	if _, ok := rt.Admin().Login("admin", "newpass"); !ok {
 		t.Error("reloaded password not in force")
 	}
 	if s := setting(rt, "test.iosize.size"); s != "6000" || setting(rt, "socks.connect_timeout") != "7s" {
@@ -330,7 +330,7 @@ func TestReload(t *testing.T) {
 
 // setting returns a live setting's value, "" when there is none.
 func setting(rt *Runtime, key string) string {
-	for _, s := range rt.Settings() {
+	for _, s := range rt.Admin().Settings() {
 		if s.Key == key {
 			return s.Value
 		}
@@ -347,14 +347,14 @@ func TestEngineSettings(t *testing.T) {
 	if _, err := rt.UseStore(NewFileStore(path)); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("socks.handshake_timeout", "3s"); err != nil {
+	if err := rt.Admin().Set("socks.handshake_timeout", "3s"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.Set("socks.idle_timeout", "0s"); err != nil {
+	if err := rt.Admin().Set("socks.idle_timeout", "0s"); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range [][2]string{{"socks.handshake_timeout", "0s"}, {"socks.linger", "-1s"}, {"socks.connect_timeout", "soon"}} {
-		if err := rt.Set(bad[0], bad[1]); err == nil {
+		if err := rt.Admin().Set(bad[0], bad[1]); err == nil {
 			t.Errorf("Set(%s, %s) accepted", bad[0], bad[1])
 		}
 	}
@@ -384,17 +384,17 @@ func TestPurpose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := rt.Purpose(middleware.PurposeIOSize, "")
+	key, err := rt.Admin().Purpose(middleware.PurposeIOSize, "")
 	if err != nil || key != "buffers.size" {
 		t.Fatalf("Purpose(io-size) = %q, %v", key, err)
 	}
-	if err := rt.Set(key, "7000"); err != nil {
+	if err := rt.Admin().Set(key, "7000"); err != nil {
 		t.Fatal(err)
 	}
 	if got := setting(rt, "buffers.size"); got != "7000" {
 		t.Fatalf("buffers.size = %q", got)
 	}
-	if err := rt.Set("test.iosize.size", "7000"); !errors.Is(err, ErrUnknownSetting) {
+	if err := rt.Admin().Set("test.iosize.size", "7000"); !errors.Is(err, ErrUnknownSetting) {
 		t.Fatalf("Set by type: %v, want ErrUnknownSetting", err)
 	}
 	for _, tc := range []struct {
@@ -405,7 +405,7 @@ func TestPurpose(t *testing.T) {
 		{middleware.PurposeIOSize, "test.list"}, // that stage does not
 		{middleware.PurposeIOSize, "nosuch"},    // no such stage
 	} {
-		if key, err := rt.Purpose(tc.p, tc.stage); !errors.Is(err, ErrNoPurpose) {
+		if key, err := rt.Admin().Purpose(tc.p, tc.stage); !errors.Is(err, ErrNoPurpose) {
 			t.Errorf("Purpose(%s, %q) = %q, %v; want ErrNoPurpose", tc.p, tc.stage, key, err)
 		}
 	}

@@ -134,11 +134,11 @@ func (t *sessionTable) list(now time.Time) []middleware.SessionInfo {
 }
 
 // Sessions lists the open connections, oldest first.
-func (r *Runtime) Sessions() []middleware.SessionInfo { return r.sessions.list(time.Now()) }
+func (a *Admin) Sessions() []middleware.SessionInfo { return a.r.sessions.list(time.Now()) }
 
 // Kill closes the open connection id at once.
-func (r *Runtime) Kill(id uint64) error {
-	if !r.sessions.kill(id, ErrKilled) {
+func (a *Admin) Kill(id uint64) error {
+	if !a.r.sessions.kill(id, ErrKilled) {
 		return fmt.Errorf("%w: %d", ErrNoSuchSession, id)
 	}
 	return nil

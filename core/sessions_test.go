@@ -16,7 +16,7 @@ func TestListItems(t *testing.T) {
 	}
 	check := func(want string) {
 		t.Helper()
-		items, err := rt.Items("test.list.items")
+		items, err := rt.Admin().Items("test.list.items")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,43 +25,43 @@ func TestListItems(t *testing.T) {
 		}
 	}
 	check("a,b")
-	if err := rt.InsertItem("test.list.items", 1, "first"); err != nil {
+	if err := rt.Admin().InsertItem("test.list.items", 1, "first"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.InsertItem("test.list.items", 0, "last"); err != nil {
+	if err := rt.Admin().InsertItem("test.list.items", 0, "last"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.InsertItem("test.list.items", 5, "end"); err != nil { // one past the last
+	if err := rt.Admin().InsertItem("test.list.items", 5, "end"); err != nil { // one past the last
 		t.Fatal(err)
 	}
 	check("first,a,b,last,end")
 	// A position past that is refused, naming the range, not appended.
 	for _, pos := range []int{7, 99, -1} {
-		err := rt.InsertItem("test.list.items", pos, "x")
+		err := rt.Admin().InsertItem("test.list.items", pos, "x")
 		if !errors.Is(err, middleware.ErrBadValue) || !strings.Contains(err.Error(), "out of range 1..6") {
 			t.Fatalf("InsertItem at %d of 5 = %v, want ErrBadValue naming 1..6", pos, err)
 		}
 	}
 	check("first,a,b,last,end")
-	if err := rt.DeleteItem("test.list.items", 2); err != nil {
+	if err := rt.Admin().DeleteItem("test.list.items", 2); err != nil {
 		t.Fatal(err)
 	}
 	check("first,b,last,end")
 	// Refused edits change nothing.
 	for _, err := range []error{
-		rt.InsertItem("test.list.items", 1, ""),    // ParseItem refuses
-		rt.InsertItem("test.list.items", 1, "bad"), // New refuses
-		rt.DeleteItem("test.list.items", 0),
-		rt.DeleteItem("test.list.items", 5),
-		rt.InsertItem("test.list.nope", 1, "x"),
-		rt.InsertItem("nostage.items", 1, "x"),
+		rt.Admin().InsertItem("test.list.items", 1, ""),    // ParseItem refuses
+		rt.Admin().InsertItem("test.list.items", 1, "bad"), // New refuses
+		rt.Admin().DeleteItem("test.list.items", 0),
+		rt.Admin().DeleteItem("test.list.items", 5),
+		rt.Admin().InsertItem("test.list.nope", 1, "x"),
+		rt.Admin().InsertItem("nostage.items", 1, "x"),
 	} {
 		if err == nil {
 			t.Fatal("a bad edit was accepted")
 		}
 	}
 	check("first,b,last,end")
-	if _, err := rt.Items("test.auth.items"); !errors.Is(err, ErrUnknownSetting) {
+	if _, err := rt.Admin().Items("test.auth.items"); !errors.Is(err, ErrUnknownSetting) {
 		t.Fatalf("a stage without lists: %v", err)
 	}
 }
@@ -88,8 +88,8 @@ func TestSessionsAndKill(t *testing.T) {
 	bob1, bob2, admin := dial("bob", "builder"), dial("bob", "builder"), dial("admin", "password")
 	// A direction adds to its counter after its write returns, so the echo
 	// may arrive before the upload is counted: wait for the counters.
-	list := rt.Sessions()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); list = rt.Sessions() {
+	list := rt.Admin().Sessions()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); list = rt.Admin().Sessions() {
 		settled := len(list) == 3
 		for _, s := range list {
 			settled = settled && s.Up == 5 && s.Down == 5
@@ -111,10 +111,10 @@ func TestSessionsAndKill(t *testing.T) {
 		t.Errorf("not oldest first: %d %d %d", list[0].ID, list[1].ID, list[2].ID)
 	}
 	// The rate is per listing: nothing moved since the previous one.
-	if again := rt.Sessions(); again[0].Rate != 0 {
+	if again := rt.Admin().Sessions(); again[0].Rate != 0 {
 		t.Errorf("rate without traffic = %v", again[0].Rate)
 	}
-	if n := rt.KillUser("bob"); n != 2 {
+	if n := rt.Admin().KillUser("bob"); n != 2 {
 		t.Fatalf("KillUser = %d", n)
 	}
 	for _, c := range []interface{ Read([]byte) (int, error) }{bob1, bob2} {
@@ -125,22 +125,22 @@ func TestSessionsAndKill(t *testing.T) {
 	var adminID uint64
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if l := rt.Sessions(); len(l) == 1 {
+		if l := rt.Admin().Sessions(); len(l) == 1 {
 			adminID = l[0].ID
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if adminID == 0 {
-		t.Fatalf("sessions after KillUser = %+v", rt.Sessions())
+		t.Fatalf("sessions after KillUser = %+v", rt.Admin().Sessions())
 	}
-	if err := rt.Kill(adminID); err != nil {
+	if err := rt.Admin().Kill(adminID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.Read(make([]byte, 1)); err == nil {
 		t.Fatal("killed session still reads")
 	}
-	if err := rt.Kill(adminID + 1000); !errors.Is(err, ErrNoSuchSession) {
+	if err := rt.Admin().Kill(adminID + 1000); !errors.Is(err, ErrNoSuchSession) {
 		t.Fatalf("Kill of an unknown id: %v", err)
 	}
 }

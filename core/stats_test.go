@@ -25,7 +25,7 @@ func TestStatKeysNamedByStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	for _, s := range rt.Stats() {
+	for _, s := range rt.Admin().Stats() {
 		keys = append(keys, s.Key)
 	}
 	got := strings.Join(keys[:6], ",")

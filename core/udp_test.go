@@ -344,7 +344,7 @@ func readReplyErr(c net.Conn) (middleware.Reply, netip.AddrPort, error) {
 
 // stat returns one engine statistic.
 func stat(rt *Runtime, key string) int64 {
-	for _, s := range rt.Stats() {
+	for _, s := range rt.Admin().Stats() {
 		if s.Key == key {
 			return s.Value
 		}
@@ -430,11 +430,11 @@ func TestUDPAssociateExchanges(t *testing.T) {
 	// Bytes are payload bytes, both ways; the association is a session. A
 	// datagram is counted after its send returns, so the echo may arrive
 	// first: wait for the counters to settle.
-	s := rt.Sessions()
+	s := rt.Admin().Sessions()
 	balanced := func() bool {
 		return len(s) == 1 && s[0].Up != 0 && s[0].Down == s[0].Up+int64(len("echo:"))*int64(stat(rt, "udp_datagrams_relayed")/2)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !balanced() && time.Now().Before(deadline); s = rt.Sessions() {
+	for deadline := time.Now().Add(5 * time.Second); !balanced() && time.Now().Before(deadline); s = rt.Admin().Sessions() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if len(s) != 1 || s[0].Command != middleware.CmdUDPAssociate || s[0].User != "bob" {
@@ -542,7 +542,7 @@ func TestUDPAssociationEndsWithControl(t *testing.T) {
 	c := associate(t, addr, "bob", "127.0.0.1:0", false, middleware.ReplySucceeded)
 	c.exchange(t, echo.target(), echo.addr, "hello")
 	c.ctrl.Close()
-	waitFor(t, "the association to end", func() bool { return stat(rt, "udp_associations") == 0 && len(rt.Sessions()) == 0 })
+	waitFor(t, "the association to end", func() bool { return stat(rt, "udp_associations") == 0 && len(rt.Admin().Sessions()) == 0 })
 	// The relay port no longer answers: a connected socket gets the ICMP
 	// port unreachable as ECONNREFUSED, or at least no answer.
 	probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.relay))
@@ -693,7 +693,7 @@ func TestUDPManyAssociationsNoLeak(t *testing.T) {
 			c.close()
 		}
 	}
-	waitFor(t, "every association to end", func() bool { return stat(rt, "udp_associations") == 0 && len(rt.Sessions()) == 0 })
+	waitFor(t, "every association to end", func() bool { return stat(rt, "udp_associations") == 0 && len(rt.Admin().Sessions()) == 0 })
 	var fds1, g1 int
 	waitFor(t, "descriptors and goroutines to return", func() bool {
 		fds1, g1 = openFDs(t), runtime.NumGoroutine()

@@ -159,7 +159,7 @@ func TestUserNameRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"caf\xe9", "\xff\xfe", "a\tb", "a\nb", "a\x00", "a\x7f", "a\u0085b", "a\u009bb"} {
-		err := rt.AddUser(name, "pw", middleware.RoleBasic)
+		err := rt.Admin().AddUser(name, "pw", middleware.RoleBasic)
 		if !errors.Is(err, ErrBadUser) || !errors.Is(err, middleware.ErrUserNameText) {
 			t.Errorf("ADD %q: %v", name, err)
 		}
@@ -187,11 +187,11 @@ func TestUserNameRules(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"名前 with space", strings.Repeat("é", 127)} {
-		if err := rt.AddUser(name, "pw", middleware.RoleBasic); err != nil {
+		if err := rt.Admin().AddUser(name, "pw", middleware.RoleBasic); err != nil {
 			t.Errorf("ADD %q: %v", name, err)
 		}
 	}
-	if err := rt.AddUser(strings.Repeat("é", 128), "pw", middleware.RoleBasic); !errors.Is(err, middleware.ErrCredentialLength) {
+	if err := rt.Admin().AddUser(strings.Repeat("é", 128), "pw", middleware.RoleBasic); !errors.Is(err, middleware.ErrCredentialLength) {
 		t.Errorf("256-octet name: %v", err)
 	}
 }
@@ -205,7 +205,7 @@ func TestPasswordChangeAppliesToOpenConnections(t *testing.T) {
 	cfg := testConfig(defaultTestChain()...)
 	cfg.SOCKS.HandshakeTimeout = time.Minute
 	rt, addr := startProxy(t, cfg)
-	if err := rt.AddUser("carol", "old-password", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("carol", "old-password", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	// Two connections accepted and past method selection before the change.
@@ -217,10 +217,10 @@ func TestPasswordChangeAppliesToOpenConnections(t *testing.T) {
 			t.Fatalf("method selection = %v", got)
 		}
 	}
-	if err := rt.DeleteUser("carol"); err != nil {
+	if err := rt.Admin().DeleteUser("carol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.AddUser("carol", "new-password", middleware.RoleBasic); err != nil {
+	if err := rt.Admin().AddUser("carol", "new-password", middleware.RoleBasic); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = early[0].Write(appendCredentials(nil, "carol", "old-password"))

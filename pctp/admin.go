@@ -2,7 +2,7 @@ package pctp
 
 import "github.com/socks5d/socks5d/middleware"
 
-// Admin is the proxy as PCTP sees it; core.Runtime satisfies it. Each admin
+// Admin is the proxy as PCTP sees it; core.Admin (core.Runtime.Admin) satisfies it. Each admin
 // session calls it from its own goroutine, so every method must be safe for
 // concurrent use. Errors are shown to the administrator after "-ERR ", so
 // they should say why in one line.

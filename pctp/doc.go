@@ -4,7 +4,7 @@
 // buffer size, middleware settings).
 //
 // The Server reaches the proxy only through the Admin interface, which
-// core.Runtime satisfies. Every command is an entry of one registry that
+// core.Admin (a core.Runtime's administrators' view) satisfies. Every command is an entry of one registry that
 // records its keyword, the session phases in which it is valid, the shape of
 // its argument, its one-line help and its handler; the dispatcher enforces
 // phase, argument shape and line length, HELP is generated from the registry,

@@ -39,7 +39,7 @@ func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Every key is printed once: the chain's compile refuses duplicates
 	// (middleware.StatsSource says how keys are named).
-	for _, st := range l.rt.Stats() {
+	for _, st := range l.rt.Admin().Stats() {
 		ch <- prometheus.MustNewConstMetric(statDesc, prometheus.UntypedValue, float64(st.Value), st.Key)
 	}
 }

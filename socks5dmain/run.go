@@ -26,8 +26,9 @@ import (
 	"github.com/socks5d/socks5d/pctp"
 )
 
-// core.Runtime is what the admin protocol administers.
-var _ pctp.Admin = (*core.Runtime)(nil)
+// core.Admin, a Runtime's administrators' view, is what the admin
+// protocol administers.
+var _ pctp.Admin = (*core.Admin)(nil)
 
 // version is set at build time with
 // -ldflags "-X github.com/socks5d/socks5d/socks5dmain.version=...".
@@ -251,7 +252,7 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}()
 	}
-	admin := &pctp.Server{Admin: rt, Logger: logger.Named("pctp")}
+	admin := &pctp.Server{Admin: rt.Admin(), Logger: logger.Named("pctp")}
 	go rt.FollowStore(serveCtx) // a shared store's changes, applied here
 	serve(serveCtx, "SOCKS", rt.ServeSOCKS, socksLn)
 	serve(serveCtx, "PCTP", admin.Serve, doors.pctpListener(pctpLn))
@@ -284,7 +285,7 @@ wait:
 			// them even if the reload below is rejected.
 			rt.ReopenFiles()
 			doors.reloadCerts(logger)
-			before := rt.Users()
+			before := rt.Admin().Users()
 			next, err := load()
 			if err == nil {
 				err = rt.Reload(next)
@@ -295,7 +296,7 @@ wait:
 			}
 			// Admins the reload removed are logged out of PCTP too.
 			for _, u := range before {
-				if !slices.ContainsFunc(rt.Users(), func(v middleware.User) bool { return v.Name == u.Name }) {
+				if !slices.ContainsFunc(rt.Admin().Users(), func(v middleware.User) bool { return v.Name == u.Name }) {
 					admin.EndSessionsOf(u.Name)
 				}
 			}

@@ -98,7 +98,7 @@ func echo(t *testing.T) string {
 }
 
 func stat(rt *core.Runtime, key string) int64 {
-	for _, s := range rt.Stats() {
+	for _, s := range rt.Admin().Stats() {
 		if s.Key == key {
 			return s.Value
 		}
@@ -134,11 +134,11 @@ func TestHAProxySendsTheClientAddress(t *testing.T) {
 		// The client's own socket toward haproxy: what the header names.
 		src := netip.MustParseAddrPort(c.LocalAddr().String())
 		var listed bool
-		for _, si := range rt.Sessions() {
+		for _, si := range rt.Admin().Sessions() {
 			listed = listed || si.Client == src
 		}
 		if src.Addr() != client || !listed {
-			t.Fatalf("frontend %d: SESSIONS does not list the client %v: %+v", i, src, rt.Sessions())
+			t.Fatalf("frontend %d: SESSIONS does not list the client %v: %+v", i, src, rt.Admin().Sessions())
 		}
 		payload := make([]byte, 1<<20)
 		_, _ = rand.Read(payload)
@@ -151,7 +151,7 @@ func TestHAProxySendsTheClientAddress(t *testing.T) {
 
 		var found bool
 		for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			for _, r := range rt.Records(0) {
+			for _, r := range rt.Admin().Records(0) {
 				if r.Client == src {
 					found = true
 					if r.Via.Addr() != netip.MustParseAddr("127.0.0.1") || r.Via == src || r.Up != 1<<20 || r.Down != 1<<20 {

@@ -80,6 +80,8 @@ func chart(r *Report, row Row) (*plot.Plot, error) {
 	p.Y.Label.Text = fmt.Sprintf("%s (%s is better)", row.Unit, row.Better)
 	p.Y.Label.TextStyle.Font.Size = vg.Points(8)
 	p.Y.Min = 0
+	p.X.Min, p.X.Max = -0.5, float64(len(ss))-0.5 // whole bars at the edges
+	p.Add(plotter.NewGrid())                      // under the bars
 	names := make([]string, len(ss))
 	var ranged rangeBars
 	for i, s := range ss {
@@ -107,7 +109,6 @@ func chart(r *Report, row Row) (*plot.Plot, error) {
 	}
 	p.NominalX(names...)
 	p.X.Tick.Label.Font.Size = vg.Points(7)
-	p.Add(plotter.NewGrid())
 	return p, nil
 }
 

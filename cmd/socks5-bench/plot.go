@@ -69,13 +69,18 @@ func (b rangeBars) YError(i int) (float64, float64) {
 
 // chart draws one row of the report as bars, one per endpoint, with the
 // range of the repeats as whiskers; nil if the row has no figure.
-func chart(r *Report, row Row) (*plot.Plot, error) {
+// A row indented under another (a sub-row) is titled with both metrics,
+// the other's on a line of its own.
+func chart(r *Report, row Row, parent string) (*plot.Plot, error) {
 	ss := chartSeries(r, row)
 	if len(ss) == 0 {
 		return nil, nil
 	}
 	p := plot.New()
 	p.Title.Text = row.Metric
+	if row.sub && parent != "" {
+		p.Title.Text = parent + ":\n" + row.Metric
+	}
 	p.Title.TextStyle.Font.Size = vg.Points(9)
 	p.Y.Label.Text = fmt.Sprintf("%s (%s is better)", row.Unit, row.Better)
 	p.Y.Label.TextStyle.Font.Size = vg.Points(8)
@@ -126,8 +131,12 @@ func hasRange(b rangeBars) bool {
 // line) into one SVG.
 func writePlot(w io.Writer, r *Report) error {
 	var plots []*plot.Plot
+	parent := ""
 	for _, row := range r.Rows {
-		p, err := chart(r, row)
+		if !row.sub {
+			parent = row.Metric
+		}
+		p, err := chart(r, row, parent)
 		if err != nil {
 			return err
 		}

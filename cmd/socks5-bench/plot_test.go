@@ -66,6 +66,7 @@ func TestPlotSeriesAndLabels(t *testing.T) {
 		"bulk upload, 1 stream", "connection cycles, 64-way", "server RSS per held connection", "64-byte round trip p50",
 		"direct", "A socks5d", "B microsocks",
 		"GiB/s (higher is better)", "KiB (lower is better)", "µs (lower is better)",
+		"connection cycles, 64-way:", // the RSS row is titled under the row it is indented under
 	} {
 		if !strings.Contains(joined, "\n"+want+"\n") {
 			t.Errorf("the plot has no label %q; its texts:%s", want, joined)

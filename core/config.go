@@ -543,11 +543,8 @@ func (c SOCKSConfig) KeepAliveConfig() net.KeepAliveConfig {
 	return net.KeepAliveConfig{Enable: true, Idle: c.KeepAlive, Interval: c.KeepAlive, Count: -1}
 }
 
-// ListenConfig is the SOCKS listener's configuration (keep-alive).
+// ListenConfig is the SOCKS listener's configuration: keep-alive for the
+// accepted connections and, on Linux, TCP_DEFER_ACCEPT (listen_linux.go).
 func (c SOCKSConfig) ListenConfig() *net.ListenConfig {
-	lc := &net.ListenConfig{KeepAliveConfig: c.KeepAliveConfig()}
-	if !lc.KeepAliveConfig.Enable {
-		lc.KeepAlive = -1 // off, as net.ListenConfig spells it
-	}
-	return lc
+	return listenConfig(c.KeepAliveConfig())
 }

@@ -65,7 +65,28 @@ func (st *relayState) deadline(own int64) time.Time {
 // side's EOF becomes a CloseWrite on the other while the opposite direction
 // keeps flowing, idle at most linger. An error in either direction, or
 // the idle timeout, ends both.
+//
+// The connection's goroutine runs the up direction and waits below this
+// frame while the relay idles, so the setup is a call of its own.
 func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) error {
+	up, downErr := startRelay(s, client, target, ioSize, t)
+	err := up.run()
+	if err != nil {
+		// Abort the other direction at once.
+		client.Close()
+		target.Close()
+	}
+	if derr := <-downErr; derr != nil {
+		client.Close()
+		target.Close()
+		err = errors.Join(err, derr)
+	}
+	return err
+}
+
+// startRelay sets the relay up and starts its down direction; it returns
+// the up direction and where the down direction's end is reported.
+func startRelay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) (*direction, chan error) {
 	st := &relayState{relayTimeouts: t, last: &s.Active}
 	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, st: st}
 	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, st: st}
@@ -86,18 +107,7 @@ func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTi
 		}()
 		downErr <- down.run()
 	}()
-	err := up.run()
-	if err != nil {
-		// Abort the other direction at once.
-		client.Close()
-		target.Close()
-	}
-	if derr := <-downErr; derr != nil {
-		client.Close()
-		target.Close()
-		err = errors.Join(err, derr)
-	}
-	return err
+	return up, downErr
 }
 
 // direction is one half of a relay: src to dst.

@@ -105,16 +105,35 @@ func (r *Runtime) Shutdown(ctx context.Context) int {
 }
 
 // serveConn serves one accepted connection through the live snapshot.
+// Its goroutine holds this frame for the connection's whole life (an idle
+// relay waits below it), so the frame is kept small: opening the session,
+// its front door and its end are calls of their own.
 func (r *Runtime) serveConn(parent context.Context, c net.Conn, l *listener) {
-	defer c.Close()
+	s, ctx, snap, end := r.openSession(parent, c, l)
+	defer end()
+	if s == nil {
+		return // refused before the chain
+	}
+	defer r.recoverConn(s)
+	ctx, h := r.frontDoor(ctx, c, l, s, snap)
+	if h == nil {
+		return
+	}
+	r.connEnded(l, s, h.ServeConn(ctx, s))
+}
+
+// openSession registers a new session for c with its own context, and
+// returns with it the live snapshot and the function that ends the
+// session: out of the table, its context cancelled, c closed. A
+// connection refused before the chain (a bad PROXY header) has no session
+// (nil), only the function.
+func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (*middleware.Session, context.Context, *Snapshot, func()) {
 	id := r.nextID.Add(1)
 	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
 	// A cancelled session (server stopping, user deleted, killed) closes
 	// its conn, which ends any read or write in the chain; a killed one is
 	// reset (see closeFor).
 	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
-	defer stop()
 	l.stats.connections.Add(1)
 	start := time.Now()
 	snap := r.snap.Load()
@@ -126,7 +145,11 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn, l *listener) {
 		h, err := readProxyHeader(c, start.Add(snap.Settings.HandshakeTimeout))
 		if err != nil {
 			r.proxy.refuse(r.connLog, client, err)
-			return
+			return nil, nil, nil, func() {
+				stop()
+				cancel(nil)
+				c.Close()
+			}
 		}
 		r.proxy.accepted.Add(1)
 		if h.client.IsValid() { // else LOCAL: the balancer's own connection
@@ -144,32 +167,50 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn, l *listener) {
 		Listener: l.spec.Name,
 	}
 	r.sessions.add(s, cancel)
-	defer r.sessions.remove(id)
 	lg := &connLogger{Logger: r.connLog, id: id, client: s.Client, via: s.Via}
 	if l.spec.Name != DefaultListener {
 		lg.listener = l.spec.Name
 	}
 	s.Logger = lg
-	defer func() {
-		if p := recover(); p != nil {
-			r.panics.Add(1)
-			s.Logger.Error("panic while serving connection", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		}
-	}()
+	return s, ctx, snap, func() {
+		r.sessions.remove(id)
+		stop()
+		cancel(nil)
+		c.Close()
+	}
+}
+
+// frontDoor opens the listener's front door (TLS, the protocol) and
+// returns the context and the chain to serve the session through; a nil
+// chain if the connection was refused.
+func (r *Runtime) frontDoor(ctx context.Context, c net.Conn, l *listener, s *middleware.Session, snap *Snapshot) (context.Context, middleware.Handler) {
 	ctx, conn, proto, err := r.open(ctx, c, l, s, snap.Settings.HandshakeTimeout)
 	if err != nil {
 		if s.Logger.IsDebug() {
 			s.Logger.Debug("connection refused at the front door", "error", err)
 		}
-		return
+		return ctx, nil
 	}
 	s.Conn, s.Protocol = conn, proto
 	h := snap.handler(l.spec.Chain)
 	if h == nil { // its chain is gone: refuse rather than serve through another
 		s.Logger.Error("listener's chain is missing; connection closed", "chain", l.spec.Chain)
-		return
+		return ctx, nil
 	}
-	err = h.ServeConn(ctx, s)
+	return ctx, h
+}
+
+// recoverConn, deferred by serveConn, logs a panic of the connection's
+// chain instead of letting it take the server down.
+func (r *Runtime) recoverConn(s *middleware.Session) {
+	if p := recover(); p != nil {
+		r.panics.Add(1)
+		s.Logger.Error("panic while serving connection", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}
+}
+
+// connEnded counts and logs a connection's end.
+func (r *Runtime) connEnded(l *listener, s *middleware.Session, err error) {
 	countFrontDoorError(l, s, err)
 	if errors.Is(err, errRelayPanic) {
 		r.panics.Add(1)

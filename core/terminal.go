@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,26 +35,87 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	if s.Protocol == middleware.ProtocolHTTP {
 		return t.serveHTTP(ctx, s)
 	}
+	// The connection's goroutine keeps this frame, and those of the
+	// chain above it, while the relay idles, and the stack it grew to is
+	// the stack it keeps: so the SOCKS handshake, whose calls
+	// (authentication, the dial) go deep, runs on a goroutine of its own
+	// that ends with it, and this goroutine's stack stays at the depth of
+	// an idle relay.
+	target, err := t.openAside(ctx, s)
+	if err != nil || target == nil { // target nil: a UDP association, served to its end
+		return err
+	}
+	defer target.Close()
+	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), target) })
+	defer stop()
+	return t.relay(s, s.Conn, target, nil) // open sent the early data
+}
+
+// opening is one run of open on a goroutine of its own, and its result.
+type opening struct {
+	t        *terminal
+	ctx      context.Context
+	s        *middleware.Session
+	target   net.Conn
+	err      error
+	panicked any
+	done     chan struct{} // receives when run has returned; reused
+}
+
+var openingPool = sync.Pool{New: func() any { return &opening{done: make(chan struct{}, 1)} }}
+
+// openAside runs open on a goroutine of its own and waits for it; a panic
+// there is raised here, for serveConn to log.
+func (t *terminal) openAside(ctx context.Context, s *middleware.Session) (net.Conn, error) {
+	o := openingPool.Get().(*opening)
+	o.t, o.ctx, o.s = t, ctx, s
+	go o.run()
+	<-o.done
+	target, err, p := o.target, o.err, o.panicked
+	*o = opening{done: o.done}
+	openingPool.Put(o)
+	if p != nil {
+		panic(p)
+	}
+	return target, err
+}
+
+func (o *opening) run() {
+	defer func() {
+		o.panicked = recover()
+		o.done <- struct{}{}
+	}()
+	o.target, o.err = o.t.open(o.ctx, o.s)
+}
+
+// open runs the SOCKS handshake under the handshake timeout and sends the
+// client's early data on: it returns the outbound connection, ready to
+// relay, or nil and the error (nil and nil after a UDP association).
+func (t *terminal) open(ctx context.Context, s *middleware.Session) (net.Conn, error) {
 	client := s.Conn
 	if err := client.SetDeadline(t.handshakeDeadline(s)); err != nil {
-		return err
+		return nil, err
 	}
 	h := getHSReader(client)
 	h.w = copy(h.buf[:], earlyFrom(ctx)) // what came past a PROXY header
 	target, err := t.handshake(ctx, s, h)
-	if err != nil || target == nil { // target nil: a UDP association, served to its end
+	if err != nil || target == nil {
 		h.release()
-		return err
+		return nil, err
 	}
-	early := append([]byte(nil), h.buffered()...) // bytes the client sent past its request
+	early := h.buffered() // bytes the client sent past its request
+	err = client.SetDeadline(time.Time{})
+	if err == nil && len(early) > 0 {
+		var n int
+		n, err = target.Write(early)
+		s.Up.Add(int64(n))
+	}
 	h.release()
-	defer target.Close()
-	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), target) })
-	defer stop()
-	if err := client.SetDeadline(time.Time{}); err != nil {
-		return err
+	if err != nil {
+		target.Close()
+		return nil, err
 	}
-	return t.relay(s, client, target, early)
+	return target, nil
 }
 
 // handshakeDeadline is when the handshake must be done: the handshake

@@ -428,6 +428,34 @@ func TestPanicIsRecovered(t *testing.T) {
 	expectClosed(t, c2)
 }
 
+// A panic in the handshake, which runs on a goroutine of its own (so the
+// connection's goroutine keeps a small stack), is raised on the
+// connection's goroutine and recovered there like any other: counted,
+// logged, the connection closed, the server still serving.
+func TestHandshakePanicIsRecovered(t *testing.T) {
+	rt, addr := startProxy(t, testConfig(stage("test.auth", "anonymous", true), stage("test.policy", "panic", true)))
+	for i := range 2 {
+		c := rawConn(t, addr)
+		msg := appendGreeting(nil, 0)
+		msg = appendRequest(msg, middleware.CmdBind, middleware.Target{Name: "localhost", Port: 9})
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		var method [2]byte
+		if _, err := io.ReadFull(c, method[:]); err != nil {
+			t.Fatal(err)
+		}
+		expectClosed(t, c)
+		deadline := time.Now().Add(5 * time.Second)
+		for rt.panics.Load() <= int64(i) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := rt.panics.Load(); n != int64(i+1) {
+			t.Fatalf("after %d panicking handshakes: panics = %d", i+1, n)
+		}
+	}
+}
+
 // A client cannot reach the server's own listeners (the admin port, say)
 // through the proxy, whatever address or name it uses.
 func TestOwnListenersRefused(t *testing.T) {

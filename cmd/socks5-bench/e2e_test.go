@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +15,15 @@ import (
 
 const microsocksTmpl = "microsocks -i 127.0.0.1 -p {port} -u {user} -P {pass}"
 
-// runShort runs the command in --short mode with JSON output and checks
-// that every measurement has a figure.
+// runShort runs the command in --short mode with JSON output and a plot,
+// and checks that every measurement has a figure and the plot a chart.
 func runShort(t *testing.T, extra ...string) *Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	args := append([]string{"--short", "--json"}, extra...)
+	svg := filepath.Join(t.TempDir(), "bench.svg")
+	args := append([]string{"--short", "--json", "--plot", svg}, extra...)
 	start := time.Now()
 	if err := run(ctx, args, &out, &errOut); err != nil {
 		t.Fatalf("run %q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errOut.String())
@@ -34,8 +36,8 @@ func runShort(t *testing.T, extra ...string) *Report {
 	if rep.Settings.Held != 200 || rep.Settings.Cycles != 200 || rep.Settings.BulkBytes != 8<<20 {
 		t.Errorf("--short settings: %+v", rep.Settings)
 	}
-	if len(rep.Rows) != 15 {
-		t.Fatalf("%d rows, want 15 (4 bulk, 6 cycles, 3 held, 2 rtt)", len(rep.Rows))
+	if len(rep.Rows) != 21 {
+		t.Fatalf("%d rows, want 21 (4 bulk and their CPU, 6 cycles and their CPU, 3 held, 2 rtt)", len(rep.Rows))
 	}
 	two := len(rep.Servers) == 2
 	for _, r := range rep.Rows {
@@ -54,6 +56,16 @@ func runShort(t *testing.T, extra ...string) *Report {
 			if *r.Direct != 200 || *r.A != 200 || (two && *r.B != 200) {
 				t.Errorf("held: direct %v a %v b %v, want 200 each", *r.Direct, *r.A, r.B)
 			}
+		}
+	}
+	plotted, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatalf("--plot: %v", err)
+	}
+	texts, _ := svgTexts(t, plotted)
+	for _, r := range rep.Rows {
+		if !slices.Contains(texts, r.Metric) {
+			t.Errorf("--plot: no chart titled %q", r.Metric)
 		}
 	}
 	return &rep

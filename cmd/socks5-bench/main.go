@@ -17,13 +17,17 @@
 // close), sequential and --par-way, with p50/p99 latency; (c) --held
 // relayed connections open at once (lowered to fit RLIMIT_NOFILE): how many
 // succeeded, the server's RSS growth per connection and its CPU seconds;
-// (d) 64-byte round-trip p50/p99 over one established connection.
+// (d) 64-byte round-trip p50/p99 over one established connection. Bulk
+// and cycles also report the server's CPU time (user + system, from
+// /proc) per GiB and per cycle.
 // With --vs-http the second server is the first one reached over HTTP
 // CONNECT at {port3} (Proxy-Authorization: Basic), so the table sets HTTP
 // CONNECT beside SOCKS5 on one server.
 // With --vs the servers take turns on every measurement (which one goes
 // first alternates too); --repeat N reports medians of N turns; --short is
-// a smoke run of a few seconds; --json prints the report as JSON. Every
+// a smoke run of a few seconds; --json prints the report as JSON; --plot
+// FILE.svg also draws every figure as a chart (direct, A and B side by
+// side, whiskers spanning the repeats' range). Every
 // size has a flag, 0 skips a measurement, and every loop is bounded by a
 // count and a time limit. The bench raises its soft RLIMIT_NOFILE to the
 // hard limit before starting servers, so they inherit it.
@@ -63,6 +67,7 @@ type options struct {
 	vsHTTP       bool
 	user, pass   string
 	json         bool
+	plot         string
 	short        bool
 	quiet        bool
 	dir          string
@@ -124,6 +129,7 @@ flags:
 	fs.StringVar(&o.user, "user", "bench", "username for {user} and RFC 1929 auth; empty disables auth")
 	fs.StringVar(&o.pass, "pass", "bench-secret", "password for {pass}")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
+	fs.StringVar(&o.plot, "plot", "", "also draw every figure as a chart (direct, A and B side by side, whiskers: the range of the repeats) into this SVG file")
 	fs.BoolVar(&o.short, "short", false, "tiny sizes (a smoke run of a few seconds); explicit flags still win")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&o.dir, "dir", "", "working directory of the server processes (default: current)")
@@ -295,10 +301,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	results := make([]map[string][]float64, len(phases))
+	ranges := make([]map[string][][2]float64, len(phases))
 	errs := make([]map[string]error, len(phases))
 	for n, pi := range exec {
 		ph := phases[pi]
 		results[pi] = map[string][]float64{}
+		ranges[pi] = map[string][][2]float64{}
 		errs[pi] = map[string]error{}
 		runs := map[string][][]float64{}
 		repeat := opt.repeat
@@ -334,6 +342,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for label, rs := range runs {
 			if errs[pi][label] == nil {
 				results[pi][label] = medians(rs)
+				ranges[pi][label] = extremes(rs)
 			}
 		}
 	}
@@ -375,6 +384,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return nil
 				}
 				v := vals[ri]
+				if rg := ranges[pi][label][ri]; !math.IsNaN(rg[0]) {
+					if row.Range == nil {
+						row.Range = map[string][2]float64{}
+					}
+					row.Range[label] = rg
+				}
 				return &v
 			}
 			row.Direct = get("direct")
@@ -403,6 +418,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opt.plot != "" {
+		if err := savePlot(opt.plot, rep); err != nil {
+			return err
+		}
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d measurement(s) failed; see the notes", failed)
 	}
@@ -429,7 +449,10 @@ func (b *bench) phases() []phase {
 				}
 				ps = append(ps, phase{
 					name: fmt.Sprintf("bulk %s x%d", dir, streams),
-					rows: []rowSpec{{fmt.Sprintf("bulk %s, %s", dir, what), "GiB/s", "higher", false}},
+					rows: []rowSpec{
+						{fmt.Sprintf("bulk %s, %s", dir, what), "GiB/s", "higher", false},
+						{"server CPU per GiB", "s", "lower", true},
+					},
 					run: func(ctx context.Context, e *endpoint) ([]float64, error) {
 						return b.bulk(ctx, e, up, streams)
 					},
@@ -453,6 +476,7 @@ func (b *bench) phases() []phase {
 				{"connection cycles, " + c.label, "cycles/s", "higher", false},
 				{"cycle p50, " + c.label, "µs", "lower", true},
 				{"cycle p99, " + c.label, "µs", "lower", true},
+				{"server CPU per cycle, " + c.label, "µs", "lower", true},
 			},
 			run: func(ctx context.Context, e *endpoint) ([]float64, error) {
 				return b.cycles(ctx, e, c.total, c.par)

@@ -64,6 +64,24 @@ func closeOnCancel(ctx context.Context, conns ...*net.TCPConn) func() bool {
 	})
 }
 
+// cpuSeconds is the server's CPU time so far (user + system, all its
+// threads); NaN for the direct endpoint, which has no server.
+func (e *endpoint) cpuSeconds() (float64, error) {
+	if e.srv == nil {
+		return math.NaN(), nil
+	}
+	return procCPUSeconds(e.srv.pid())
+}
+
+// perUnit is the CPU spent between two readings per unit of work: NaN
+// without a server or without work.
+func perUnit(cpu0, cpu1, units float64) float64 {
+	if math.IsNaN(cpu0) || units <= 0 {
+		return math.NaN()
+	}
+	return (cpu1 - cpu0) / units
+}
+
 // ---- (a) bulk throughput ----
 
 // bulk moves up to bulkBytes per stream on streams connections at once,
@@ -101,6 +119,10 @@ func (b *bench) bulk(ctx context.Context, e *endpoint, upload bool, streams int)
 	}
 	defer closeOnCancel(ctx, conns...)()
 
+	cpu0, err := e.cpuSeconds()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	stop := start.Add(b.opt.bulkTime)
 	hard := stop.Add(max(10*time.Second, b.opt.bulkTime))
@@ -140,7 +162,12 @@ func (b *bench) bulk(ctx context.Context, e *endpoint, upload bool, streams int)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%d of %d streams failed: %w", len(errs), streams, errs[0])
 	}
-	return []float64{float64(total) / (1 << 30) / end.Sub(start).Seconds()}, nil
+	cpu1, err := e.cpuSeconds()
+	if err != nil {
+		return nil, err
+	}
+	gib := float64(total) / (1 << 30)
+	return []float64{gib / end.Sub(start).Seconds(), perUnit(cpu0, cpu1, gib)}, nil
 }
 
 // uploadStream writes whole units until total or the stop time, then waits
@@ -227,6 +254,10 @@ func echo8(c net.Conn) error {
 // and returns cycles per second, p50 and p99 in µs.
 func (b *bench) cycles(ctx context.Context, e *endpoint, total, par int) ([]float64, error) {
 	par = max(min(par, total), 1)
+	cpu0, err := e.cpuSeconds()
+	if err != nil {
+		return nil, err
+	}
 	var next atomic.Int64
 	type worker struct {
 		lat   []time.Duration
@@ -278,8 +309,12 @@ func (b *bench) cycles(ctx context.Context, e *endpoint, total, par int) ([]floa
 	if fails > 0 {
 		b.notef(e, "%d-way cycles: %d of %d failed, first: %v", par, fails, fails+len(lat), firstErr)
 	}
+	cpu1, err := e.cpuSeconds()
+	if err != nil {
+		return nil, err
+	}
 	p50, p99 := latencyStats(lat)
-	return []float64{float64(len(lat)) / elapsed.Seconds(), p50, p99}, nil
+	return []float64{float64(len(lat)) / elapsed.Seconds(), p50, p99, perUnit(cpu0, cpu1, float64(len(lat))) * 1e6}, nil
 }
 
 // ---- (c) held connections ----

@@ -57,6 +57,9 @@ type Row struct {
 	BDirect *float64          `json:"b_direct,omitempty"`
 	AB      *float64          `json:"a_b,omitempty"`
 	Errors  map[string]string `json:"errors,omitempty"`
+	// Range is the smallest and largest figure of the repeats, keyed like
+	// Errors; the figure itself is their median.
+	Range map[string][2]float64 `json:"range,omitempty"`
 
 	sub bool // indented under the row above in the table
 }

@@ -117,3 +117,28 @@ func medians(runs [][]float64) []float64 {
 	}
 	return out
 }
+
+// extremes returns, per figure, the smallest and the largest of the runs
+// (NaN figures are left out; both NaN when every run's is).
+func extremes(runs [][]float64) [][2]float64 {
+	if len(runs) == 0 {
+		return nil
+	}
+	out := make([][2]float64, len(runs[0]))
+	for i := range out {
+		out[i] = [2]float64{math.NaN(), math.NaN()}
+		for _, vals := range runs {
+			v := vals[i]
+			if math.IsNaN(v) {
+				continue
+			}
+			if math.IsNaN(out[i][0]) || v < out[i][0] {
+				out[i][0] = v
+			}
+			if math.IsNaN(out[i][1]) || v > out[i][1] {
+				out[i][1] = v
+			}
+		}
+	}
+	return out
+}

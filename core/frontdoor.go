@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,16 +48,9 @@ type listenerStats struct {
 type frontDoors struct {
 	mu    sync.Mutex
 	stats []*listenerStats
-	// tlsLogged is when a TLS failure from a source group was last
-	// logged: one line per source per tlsLogEvery.
-	tlsLogged map[netip.Prefix]time.Time
+	// tlsGate lets one TLS failure line per source through per logEvery.
+	tlsGate sourceGate
 }
-
-// tlsLogEvery is how often a TLS handshake failure from one source is logged.
-const tlsLogEvery = time.Minute
-
-// maxTLSLogSources bounds the sources remembered for the TLS failure log.
-const maxTLSLogSources = 4096
 
 // statsFor returns the counters of the named listener, made on first use.
 func (f *frontDoors) statsFor(name string) *listenerStats {
@@ -94,22 +86,6 @@ func (f *frontDoors) checkChains(chains map[string][]StageConfig) error {
 		}
 	}
 	return nil
-}
-
-// shouldLogTLS reports whether a TLS failure from client is to be logged
-// now (once per source group per tlsLogEvery).
-func (f *frontDoors) shouldLogTLS(client netip.Addr, now time.Time) bool {
-	g := middleware.ClientGroup(client)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if last, ok := f.tlsLogged[g]; ok && now.Sub(last) < tlsLogEvery {
-		return false
-	}
-	if f.tlsLogged == nil || len(f.tlsLogged) >= maxTLSLogSources {
-		f.tlsLogged = map[netip.Prefix]time.Time{}
-	}
-	f.tlsLogged[g] = now
-	return true
 }
 
 // stats lists every listener's counters as STATS lines,
@@ -183,8 +159,8 @@ func (r *Runtime) open(ctx context.Context, c net.Conn, l *listener, s *middlewa
 		tc := tls.Server(c, spec.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			l.stats.tlsFailures.Add(1)
-			if r.doors.shouldLogTLS(s.Client.Addr(), time.Now()) {
-				s.Logger.Warn("TLS handshake failed (logged once a minute per source)", "listener", spec.Name, "error", err)
+			if ok, unlogged := r.doors.tlsGate.allow(s.Client.Addr(), time.Now()); ok {
+				s.Logger.Warn("TLS handshake failed (logged once a minute per source)", "listener", spec.Name, "error", err, "unlogged_since_last", unlogged)
 			}
 			return ctx, nil, 0, errors.Join(ErrTLSHandshake, err)
 		}

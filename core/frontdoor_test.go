@@ -586,10 +586,10 @@ func TestTLSFailureLogRateLimit(t *testing.T) {
 		{b, time.Second, true},
 		{v6a, time.Second, true},
 		{v6b, 2 * time.Second, false},
-		{a, tlsLogEvery - time.Second, false},
-		{a, tlsLogEvery + time.Second, true},
+		{a, logEvery - time.Second, false},
+		{a, logEvery + time.Second, true},
 	} {
-		if got := f.shouldLogTLS(tt.addr, now.Add(tt.at)); got != tt.want {
+		if got, _ := f.tlsGate.allow(tt.addr, now.Add(tt.at)); got != tt.want {
 			t.Errorf("%v at %v: log %v, want %v", tt.addr, tt.at, got, tt.want)
 		}
 	}

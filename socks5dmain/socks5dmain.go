@@ -33,7 +33,13 @@ import (
 // Run runs the server with the process's arguments, prints any error on
 // stderr and exits the process with ExitCode's status. It returns only
 // through os.Exit.
+//
+// Before anything else it re-executes the binary once, same PID and
+// arguments, with GODEBUG=adaptivestackstart=0 added, so that goroutines
+// start on 2 KiB stacks (see smallStacks); a GODEBUG that already names
+// adaptivestackstart is kept as it is.
 func Run() {
+	withSmallStacks()
 	err := RunContext(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	os.Exit(ExitCode(err, os.Stderr))
 }

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package socks5dmain
+
+func reexec(string, []string, []string) {}

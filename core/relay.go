@@ -69,14 +69,15 @@ func (st *relayState) deadline(own int64) time.Time {
 // The connection's goroutine runs the up direction and waits below this
 // frame while the relay idles, so the setup is a call of its own.
 func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) error {
-	up, downErr := startRelay(s, client, target, ioSize, t)
-	err := up.run()
+	p := startRelay(s, client, target, ioSize, t)
+	err := p.up.run()
 	if err != nil {
 		// Abort the other direction at once.
 		client.Close()
 		target.Close()
 	}
-	if derr := <-downErr; derr != nil {
+	p.downDone.Wait()
+	if derr := p.downErr; derr != nil {
 		client.Close()
 		target.Close()
 		err = errors.Join(err, derr)
@@ -84,30 +85,43 @@ func relay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTi
 	return err
 }
 
-// startRelay sets the relay up and starts its down direction; it returns
-// the up direction and where the down direction's end is reported.
-func startRelay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) (*direction, chan error) {
-	st := &relayState{relayTimeouts: t, last: &s.Active}
-	up := &direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, st: st}
-	down := &direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, st: st}
+// relayPair is a relay's state and its two directions, in one allocation.
+type relayPair struct {
+	st       relayState
+	up, down direction
+	// downDone is done when the down direction has ended, with downErr.
+	downDone sync.WaitGroup
+	downErr  error
+}
+
+// startRelay sets the relay up and starts its down direction on a
+// goroutine of its own.
+func startRelay(s *middleware.Session, client, target net.Conn, ioSize int, t relayTimeouts) *relayPair {
+	p := &relayPair{st: relayState{relayTimeouts: t, last: &s.Active}}
+	p.up = direction{dst: target, src: client, count: &s.Up, ioSize: ioSize, st: &p.st}
+	p.down = direction{dst: client, src: target, count: &s.Down, ioSize: ioSize, st: &p.st}
 	if t.idle > 0 {
 		now := time.Now()
-		st.last.Store(now.UnixNano())
+		p.st.last.Store(now.UnixNano())
 		_ = client.SetReadDeadline(now.Add(t.idle))
 		_ = target.SetReadDeadline(now.Add(t.idle))
 	}
-	downErr := make(chan error, 1)
-	go func() {
-		// A conn wrapper's panic here must not take the server down; the
-		// handler goroutine recovers its own.
-		defer func() {
-			if p := recover(); p != nil {
-				downErr <- fmt.Errorf("%w: %v", errRelayPanic, p)
-			}
-		}()
-		downErr <- down.run()
+	p.downDone.Add(1)
+	go p.runDown()
+	return p
+}
+
+// runDown runs the down direction and records how it ended.
+func (p *relayPair) runDown() {
+	defer p.downDone.Done()
+	// A conn wrapper's panic here must not take the server down; the
+	// handler goroutine recovers its own.
+	defer func() {
+		if r := recover(); r != nil {
+			p.downErr = fmt.Errorf("%w: %v", errRelayPanic, r)
+		}
 	}()
-	return up, downErr
+	p.downErr = p.down.run()
 }
 
 // direction is one half of a relay: src to dst.
@@ -117,6 +131,8 @@ type direction struct {
 	ioSize   int
 	st       *relayState
 	ready    readiness
+	// lr bounds one splice (spliceChunk, or the bytes queued).
+	lr io.LimitedReader
 	// own is when this direction last moved bytes (unix ns), kept once
 	// the relay is half-closed, for the linger limit. Only this
 	// direction's goroutine touches it.
@@ -162,7 +178,8 @@ func (d *direction) copy() error {
 // bytes queued, until the queue runs short again. Either way an idle
 // direction holds no buffer and no pipe.
 func (d *direction) splice(dst, src *net.TCPConn) error {
-	lr := &io.LimitedReader{R: src}
+	lr := &d.lr
+	lr.R = src
 	bulk := false
 	for {
 		if !bulk {

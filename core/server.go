@@ -100,6 +100,7 @@ func (r *Runtime) Shutdown(ctx context.Context) int {
 	}
 	n := r.sessions.Len()
 	r.cancelBase(errShutdown)
+	r.sessions.endAll(errShutdown)
 	<-done
 	return n
 }
@@ -129,11 +130,10 @@ func (r *Runtime) serveConn(parent context.Context, c net.Conn, l *listener) {
 // (nil), only the function.
 func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (*middleware.Session, context.Context, *Snapshot, func()) {
 	id := r.nextID.Add(1)
+	// A session is ended (server stopping, user deleted, killed) through
+	// the session table, which cancels ctx and closes its conns; a killed
+	// one is reset (see sessionTable.end).
 	ctx, cancel := context.WithCancelCause(parent)
-	// A cancelled session (server stopping, user deleted, killed) closes
-	// its conn, which ends any read or write in the chain; a killed one is
-	// reset (see closeFor).
-	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), c) })
 	l.stats.connections.Add(1)
 	start := time.Now()
 	snap := r.snap.Load()
@@ -146,7 +146,6 @@ func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (
 		if err != nil {
 			r.proxy.refuse(r.connLog, client, err)
 			return nil, nil, nil, func() {
-				stop()
 				cancel(nil)
 				c.Close()
 			}
@@ -166,7 +165,10 @@ func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (
 		Dialer:   r.dialer,
 		Listener: l.spec.Name,
 	}
-	r.sessions.add(s, cancel)
+	r.sessions.add(s, cancel, c)
+	if ctx.Err() != nil { // the server stopped before the table had it
+		_ = closeFor(context.Cause(ctx), c)
+	}
 	lg := &connLogger{Logger: r.connLog, id: id, client: s.Client, via: s.Via}
 	if l.spec.Name != DefaultListener {
 		lg.listener = l.spec.Name
@@ -174,7 +176,6 @@ func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (
 	s.Logger = lg
 	return s, ctx, snap, func() {
 		r.sessions.remove(id)
-		stop()
 		cancel(nil)
 		c.Close()
 	}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,10 @@ type sessionTable struct {
 type liveSession struct {
 	s      *middleware.Session // for its atomics only
 	cancel func(error)
+	// client and outbound are the connections an end closes: the
+	// accepted one from the start, the outbound one once dialled
+	// (setOutbound).
+	client, outbound net.Conn
 	// Set under the table's lock, as the handshake learns them.
 	user string
 	// external: the user came from outside the user table (a directory),
@@ -39,10 +44,26 @@ type liveSession struct {
 
 func (t *sessionTable) init() { t.m = map[uint64]*liveSession{} }
 
-func (t *sessionTable) add(s *middleware.Session, cancel func(error)) {
+// add registers a session, its context's cancel and its accepted conn.
+func (t *sessionTable) add(s *middleware.Session, cancel func(error), client net.Conn) {
 	t.mu.Lock()
-	t.m[s.ID] = &liveSession{s: s, cancel: cancel, sampleAt: s.Start}
+	t.m[s.ID] = &liveSession{s: s, cancel: cancel, client: client, sampleAt: s.Start}
 	t.mu.Unlock()
+}
+
+// setOutbound registers the session's outbound conn, so that an end closes
+// it too. A session whose context is already done (ended while it
+// dialled) has it closed here: an end either sees it registered or has
+// cancelled ctx before this looks (see end).
+func (t *sessionTable) setOutbound(ctx context.Context, id uint64, out net.Conn) {
+	t.mu.Lock()
+	if ls := t.m[id]; ls != nil {
+		ls.outbound = out
+	}
+	t.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = closeFor(context.Cause(ctx), out)
+	}
 }
 
 func (t *sessionTable) remove(id uint64) {
@@ -96,8 +117,40 @@ func (t *sessionTable) kill(id uint64, cause error) bool {
 	if ls == nil {
 		return false
 	}
-	ls.cancel(cause)
+	t.end(ls, cause)
 	return true
+}
+
+// end ends a session: its context is cancelled with cause, then its
+// connections are closed (reset if cause aborts it), which ends any read
+// or write in its chain and relay. The cancel comes first, so a target
+// registered after the conns are read here is closed by setOutbound.
+func (t *sessionTable) end(ls *liveSession, cause error) {
+	ls.cancel(cause)
+	t.mu.Lock()
+	client, out := ls.client, ls.outbound
+	t.mu.Unlock()
+	if client != nil {
+		_ = closeFor(cause, client)
+	}
+	if out != nil {
+		_ = closeFor(cause, out)
+	}
+}
+
+// endAll ends every open session with cause, for Shutdown, once the
+// sessions' parent context is cancelled: a session added after this has
+// looked is born cancelled, and openSession closes it.
+func (t *sessionTable) endAll(cause error) {
+	t.mu.Lock()
+	all := make([]*liveSession, 0, len(t.m))
+	for _, ls := range t.m {
+		all = append(all, ls)
+	}
+	t.mu.Unlock()
+	for _, ls := range all {
+		t.end(ls, cause)
+	}
 }
 
 // Len is the number of open sessions.

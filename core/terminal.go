@@ -46,8 +46,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		return err
 	}
 	defer target.Close()
-	stop := context.AfterFunc(ctx, func() { _ = closeFor(context.Cause(ctx), target) })
-	defer stop()
+	t.rt.sessions.setOutbound(ctx, s.ID, target) // an end closes it too
 	return t.relay(s, s.Conn, target, nil) // open sent the early data
 }
 

@@ -47,7 +47,7 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	}
 	defer target.Close()
 	t.rt.sessions.setOutbound(ctx, s.ID, target) // an end closes it too
-	return t.relay(s, s.Conn, target, nil) // open sent the early data
+	return t.relay(s, s.Conn, target, nil)       // open sent the early data
 }
 
 // opening is one run of open on a goroutine of its own, and its result.

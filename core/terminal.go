@@ -46,8 +46,9 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 		return err
 	}
 	defer target.Close()
-	t.rt.sessions.setOutbound(ctx, s.ID, target) // an end closes it too
-	return t.relay(s, s.Conn, target, nil)       // open sent the early data
+	// A session's end (KILL, DEL, shutdown) closes target too.
+	t.rt.sessions.setOutbound(ctx, s.ID, target)
+	return t.relay(s, s.Conn, target, nil) // open sent the early data
 }
 
 // opening is one run of open on a goroutine of its own, and its result.

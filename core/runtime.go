@@ -196,7 +196,7 @@ func NewRuntime(cfg *Config, logger hclog.Logger) (*Runtime, error) {
 	if !dialer.KeepAliveConfig.Enable {
 		dialer.KeepAlive = -1 // off, as net.Dialer spells it
 	}
-	r.dialer = directDialer{dialer}
+	r.dialer = dialer
 	r.state = newState()
 	r.base, r.cancelBase = context.WithCancelCause(context.Background())
 	users := newUsers()

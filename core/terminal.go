@@ -38,9 +38,9 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	// The connection's goroutine keeps this frame, and those of the
 	// chain above it, while the relay idles, and the stack it grew to is
 	// the stack it keeps: so the SOCKS handshake, whose calls
-	// (authentication, the dial) go deep, runs on a goroutine of its own
-	// that ends with it, and this goroutine's stack stays at the depth of
-	// an idle relay.
+	// (authentication, the dial) go deep, runs on another goroutine, a
+	// handshaker that goes on to the next connection's, and this
+	// goroutine's stack stays at the depth of an idle relay.
 	target, err := t.openAside(ctx, s)
 	if err != nil || target == nil { // target nil: a UDP association, served to its end
 		return err
@@ -64,12 +64,12 @@ type opening struct {
 
 var openingPool = sync.Pool{New: func() any { return &opening{done: make(chan struct{}, 1)} }}
 
-// openAside runs open on a goroutine of its own and waits for it; a panic
-// there is raised here, for serveConn to log.
+// openAside runs open on another goroutine (one of the handshakers) and
+// waits for it; a panic there is raised here, for serveConn to log.
 func (t *terminal) openAside(ctx context.Context, s *middleware.Session) (net.Conn, error) {
 	o := openingPool.Get().(*opening)
 	o.t, o.ctx, o.s = t, ctx, s
-	go o.run()
+	handshakers.run(o)
 	<-o.done
 	target, err, p := o.target, o.err, o.panicked
 	*o = opening{done: o.done}

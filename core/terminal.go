@@ -51,7 +51,8 @@ func (t *terminal) ServeConn(ctx context.Context, s *middleware.Session) error {
 	return t.relay(s, s.Conn, target, nil) // open sent the early data
 }
 
-// opening is one run of open on a goroutine of its own, and its result.
+// opening is one run of open on a handshaker (see handshakePool), and its
+// result.
 type opening struct {
 	t        *terminal
 	ctx      context.Context

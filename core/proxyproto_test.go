@@ -439,3 +439,40 @@ func TestInstanceNameConfig(t *testing.T) {
 		t.Errorf("default instance name %q, want %s:1081", got, host)
 	}
 }
+
+// TestShutdownEndsProxyHeaderRead: a connection from a trusted balancer
+// whose PROXY header has not fully arrived is not in the session table
+// yet; Shutdown still closes it at once instead of waiting out the
+// handshake timeout.
+func TestShutdownEndsProxyHeaderRead(t *testing.T) {
+	cfg := proxyConfig("127.0.0.0/8")
+	cfg.SOCKS.HandshakeTimeout = time.Minute
+	rt := newRuntime(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- rt.ServeSOCKS(serveCtx, ln) }()
+	c := rawConn(t, ln.Addr().String())
+	if _, err := c.Write([]byte("PROX")); err != nil {
+		t.Fatal(err)
+	}
+	key := "listener." + DefaultListener + ".connections"
+	waitFor(t, "the connection to be accepted", func() bool { return statOf(t, rt, key) == 1 })
+	stopServing() // as socks5dmain does: stop accepting, then Shutdown
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { rt.Shutdown(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown still waits for a PROXY header after 5s")
+	}
+	expectClosed(t, c)
+}

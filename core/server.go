@@ -142,7 +142,11 @@ func (r *Runtime) openSession(parent context.Context, c net.Conn, l *listener) (
 	// balancer is kept as Via).
 	client, via := addrPortOf(c.RemoteAddr()), netip.AddrPort{}
 	if snap.Settings.trusts(client.Addr()) {
+		// Not in the session table yet: a stop (Shutdown) ends the
+		// header's read through ctx.
+		stop := context.AfterFunc(ctx, func() { c.Close() })
 		h, err := readProxyHeader(c, start.Add(snap.Settings.HandshakeTimeout))
+		stop()
 		if err != nil {
 			r.proxy.refuse(r.connLog, client, err)
 			return nil, nil, nil, func() {

@@ -135,6 +135,11 @@ type MetricsConfig struct {
 	Enabled bool   `koanf:"enabled"`
 	Address string `koanf:"address"`
 	Port    int    `koanf:"port"`
+	// Pprof also serves Go's profiles (net/http/pprof) under
+	// /debug/pprof/ on the same listener. Off by default: profiles show
+	// the server's internals (stacks, heap, command line) to whoever
+	// reaches the listener.
+	Pprof bool `koanf:"pprof"`
 }
 
 // LogConfig is the logger's level and format.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -50,8 +51,9 @@ func (l liveStages) Collect(ch chan<- prometheus.Metric) {
 // scrapes); and the health checks of load balancers
 // and orchestrators: /healthz (200 "ok" while the process answers) and
 // /ready (200 "ready" when the server takes new connections, else 503 and
-// a one-line reason).
-func metricsHandler(rt *core.Runtime, instance string) http.Handler {
+// a one-line reason). With profiles (metrics.pprof), Go's profiles are
+// served under /debug/pprof/ too.
+func metricsHandler(rt *core.Runtime, instance string, profiles bool) http.Handler {
 	reg := prometheus.NewRegistry()
 	prometheus.WrapRegistererWith(prometheus.Labels{"instance_name": instance}, reg).MustRegister(
 		liveStages{rt},
@@ -74,13 +76,20 @@ func metricsHandler(rt *core.Runtime, instance string) http.Handler {
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // and every named profile
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
 // serveMetrics serves the metrics endpoint on ln until ctx is done,
 // labelling every metric with the instance's name.
-func serveMetrics(ctx context.Context, ln net.Listener, rt *core.Runtime, instance string) error {
-	srv := &http.Server{Handler: metricsHandler(rt, instance), ReadHeaderTimeout: 10 * time.Second}
+func serveMetrics(ctx context.Context, ln net.Listener, rt *core.Runtime, instance string, profiles bool) error {
+	srv := &http.Server{Handler: metricsHandler(rt, instance, profiles), ReadHeaderTimeout: 10 * time.Second}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -2,6 +2,7 @@ package socks5dmain
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -206,5 +207,27 @@ chain:
 		if seen[k] != 1 {
 			t.Errorf("/metrics lacks socks5d_stat{key=%q}", k)
 		}
+	}
+}
+
+// metrics.pprof serves Go's profiles on the metrics listener; without it
+// there are none.
+func TestPprofEndpoint(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := writeConfig(t, fmt.Sprintf("metrics:\n  enabled: true\n  port: 0\n  pprof: %v\n", on)+lcAliceConfig)
+		p := startInProcess(t, append([]string{"-c", cfg}, loopbackArgs...), listenRE, metricsRE)
+		base := strings.TrimSuffix(p.found[1], "/metrics")
+		code, body := get(t, base+"/debug/pprof/heap?debug=1")
+		switch {
+		case on && (code != http.StatusOK || !strings.Contains(body, "heap profile:")):
+			t.Errorf("pprof on: /debug/pprof/heap = %d %.60q", code, body)
+		case !on && code != http.StatusNotFound:
+			t.Errorf("pprof off: /debug/pprof/heap = %d, want 404", code)
+		}
+		if code, _ := get(t, base+"/metrics"); code != http.StatusOK {
+			t.Errorf("/metrics = %d", code)
+		}
+		p.cancel()
+		p.wait(t)
 	}
 }

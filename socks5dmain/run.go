@@ -264,7 +264,9 @@ func RunContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	metricsCtx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
 	if metricsLn != nil {
-		serve(metricsCtx, "metrics", func(ctx context.Context, ln net.Listener) error { return serveMetrics(ctx, ln, rt, instance, cfg.Metrics.Pprof) }, metricsLn)
+		serve(metricsCtx, "metrics", func(ctx context.Context, ln net.Listener) error {
+			return serveMetrics(ctx, ln, rt, instance, cfg.Metrics.Pprof)
+		}, metricsLn)
 	}
 
 	var runErr error

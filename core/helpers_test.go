@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"github.com/socks5d/socks5d/internal/testnet"
 	"github.com/socks5d/socks5d/middleware"
 )
 
@@ -282,36 +283,11 @@ func startProxy(t testing.TB, cfg *Config) (*Runtime, string) {
 	return rt, serveListener(t, rt, ListenerSpec{Name: DefaultListener, Protocol: ProtoSOCKS5})
 }
 
-// echoServer accepts connections and echoes them, half-closing its side
-// when the client half-closes.
+// echoServer is testnet.EchoOn: an echo that half-closes when the client
+// does, and never splices.
 func echoServer(t testing.TB, network, addr string) string {
 	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				// Copy through a buffer, not splice: the relay tests count
-				// pipes, and a splicing echo would hold one itself.
-				_, _ = io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, make([]byte, 4096))
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testnet.EchoOn(t, network, addr)
 }
 
 // socksDialer is a real SOCKS5 client (golang.org/x/net/proxy).

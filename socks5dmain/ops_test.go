@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socks5d/socks5d/internal/testnet"
 	"github.com/socks5d/socks5d/pctp"
 )
 
@@ -129,7 +130,7 @@ func serverAuthLog(t *testing.T, format string) (failures, others []string) {
 	// successful connections', are in the log too, and must not match.
 	cfg := writeConfig(t, "log:\n  format: "+format+"\n  level: DEBUG\n")
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
-	echo := echoTarget(t)
+	echo := testnet.Echo(t)
 	for _, u := range f2bCrafted.socksUsers {
 		if c, err := dialer(t, s.socks, u, "wrong").Dial("tcp", echo); err == nil {
 			c.Close()
@@ -327,7 +328,7 @@ func scrapeText(t *testing.T, url string) string {
 // echoed back one after the other.
 func streaming(t *testing.T, proxyAddr string) (stop func()) {
 	t.Helper()
-	c, err := dialer(t, proxyAddr, "admin", "password").Dial("tcp", echoTarget(t))
+	c, err := dialer(t, proxyAddr, "admin", "password").Dial("tcp", testnet.Echo(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func sampleValue(text, prefix string) (string, bool) {
 func TestPromtoolCheckMetricsDuringTransfer(t *testing.T) {
 	promtool := requireTool(t, "promtool", "prometheus")
 	s, url := metricsServer(t)
-	if _, err := dialer(t, s.socks, "admin", "wrong").Dial("tcp", echoTarget(t)); err == nil {
+	if _, err := dialer(t, s.socks, "admin", "wrong").Dial("tcp", testnet.Echo(t)); err == nil {
 		t.Fatal("wrong password accepted")
 	}
 	stop := streaming(t, s.socks)
@@ -446,7 +447,7 @@ func TestPromqlNames(t *testing.T) {
 func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 	s, url := metricsServer(t)
 	transfer(t, dialer(t, s.socks, "admin", "password"), 64<<10)
-	if _, err := dialer(t, s.socks, "admin", "wrong").Dial("tcp", echoTarget(t)); err == nil {
+	if _, err := dialer(t, s.socks, "admin", "wrong").Dial("tcp", testnet.Echo(t)); err == nil {
 		t.Fatal("wrong password accepted")
 	}
 	stop := streaming(t, s.socks)

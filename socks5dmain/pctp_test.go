@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socks5d/socks5d/internal/testnet"
 	"github.com/socks5d/socks5d/pctp"
 	"github.com/socks5d/socks5d/pctp/pctptest"
 )
@@ -133,7 +134,7 @@ func TestPCTPEndToEnd(t *testing.T) {
 	if r := do(t, admin, "PASS builder"); r.Status != "+OK Successfully added user" {
 		t.Fatalf("PASS: %s", r.Status)
 	}
-	echo := echoTarget(t)
+	echo := testnet.Echo(t)
 	bob, err := dialer(t, s.socks, "bob", "builder").Dial("tcp", echo)
 	if err != nil {
 		t.Fatalf("bob cannot connect right after ADD: %v", err)
@@ -208,38 +209,6 @@ func TestPCTPEndToEnd(t *testing.T) {
 	}
 }
 
-// echoTarget is a loopback echo server.
-func echoTarget(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						_, _ = c.Write(buf[:n])
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // The pctp client binary, driven over a pipe, runs a script against the
 // real proxy and reports -ERR replies in its exit status.
 func TestPCTPClientBinaryScript(t *testing.T) {
@@ -296,7 +265,7 @@ chain:
 `)
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
 	admin := login(t, s.pctpAddr(t))
-	echo := echoTarget(t)
+	echo := testnet.Echo(t)
 	_, port, _ := net.SplitHostPort(echo)
 
 	if got := do(t, admin, "RULES").Lines; len(got) != 1 || !strings.HasPrefix(got[0], "1 deny ports=25") {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/socks5d/socks5d/internal/testnet"
 )
 
 // proxiedConn connects to the proxy from 127.0.0.1 (the "balancer"),
@@ -88,7 +89,7 @@ chain:
 `)
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
 	admin := login(t, s.pctpAddr(t))
-	echo := echoTarget(t)
+	echo := testnet.Echo(t)
 
 	first, code := proxiedConn(t, s.socks, 1, "127.0.0.99:40001", echo)
 	if code != 0 {
@@ -201,7 +202,7 @@ chain:
   - use: accounting
 `)
 	s := startServer(t, append([]string{"-c", cfg, "-u", "admin:password"}, loopbackArgs...)...)
-	echo := echoTarget(t)
+	echo := testnet.Echo(t)
 	for i := range 3 {
 		if _, code := proxiedAuth(t, s.socks, 2, "127.0.0.97:5000", "admin", "wrong", echo); code != -2 {
 			t.Fatalf("wrong password %d: code %d", i+1, code)

@@ -151,26 +151,6 @@ func (f *fleet) stat(t *testing.T, c *pctp.Client, key string) int64 {
 	return 0
 }
 
-// echoServer is the destination: it echoes what it reads.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // dial opens a relayed connection to dest through the SOCKS server at
 // via, as user, from the local address from (nil: 127.0.0.3).
 func dial(via, user, pass, dest string, from net.IP) (net.Conn, error) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socks5d/socks5d/internal/testnet"
 	"github.com/socks5d/socks5d/pctp"
 )
 
@@ -22,7 +23,7 @@ func TestFleet(t *testing.T) {
 		t.Skip("the fleet test bed takes a while; not with -short")
 	}
 	f := startFleet(t, 3)
-	dest := echoServer(t)
+	dest := testnet.Echo(t)
 	front := f.addr("FRONT")
 	a1, a2, a3 := f.admin(t, 1), f.admin(t, 2), f.admin(t, 3)
 

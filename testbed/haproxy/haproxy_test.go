@@ -17,6 +17,7 @@ import (
 
 	_ "github.com/socks5d/socks5d/builtin"
 	"github.com/socks5d/socks5d/core"
+	"github.com/socks5d/socks5d/internal/testnet"
 	"github.com/socks5d/socks5d/testbed/haproxy"
 )
 
@@ -74,29 +75,6 @@ chain:
 	return rt, ln.Addr().String()
 }
 
-// echo is a loopback echo server.
-func echo(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func stat(rt *core.Runtime, key string) int64 {
 	for _, s := range rt.Admin().Stats() {
 		if s.Key == key {
@@ -118,7 +96,7 @@ func TestHAProxySendsTheClientAddress(t *testing.T) {
 		haproxy.Server{Addr: addr, Send: "send-proxy-v2", Check: true},
 		haproxy.Server{Addr: addr, Send: "send-proxy"},
 	)
-	target := echo(t)
+	target := testnet.Echo(t)
 	client := netip.MustParseAddr("127.0.0.99")
 	for i, front := range hp.Frontends {
 		d, err := proxy.SOCKS5("tcp", front, &proxy.Auth{User: "alice", Password: "wonderland"},

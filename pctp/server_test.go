@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/socks5d/socks5d/internal/testlog"
 	"github.com/socks5d/socks5d/pctp"
 )
 
@@ -406,22 +407,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer = testlog.Buffer
 
 // A session that never logs in is closed after LoginTimeout, however
 // busy it keeps the line.

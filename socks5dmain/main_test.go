@@ -20,25 +20,12 @@ import (
 	"time"
 
 	"golang.org/x/net/proxy"
+
+	"github.com/socks5d/socks5d/internal/testlog"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer = testlog.Buffer
 
 // listenRE finds the SOCKS address in the log, text or JSON format.
 var listenRE = regexp.MustCompile(`SOCKS5 proxy listening(?:: address=|",.*"address":")([^"\s]+)`)

@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -13,27 +12,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/socks5d/socks5d/builtin/auth"
+	"github.com/socks5d/socks5d/internal/testlog"
 	"github.com/socks5d/socks5d/middleware"
 	"github.com/socks5d/socks5d/middleware/mwtest"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testlog.Buffer
 
 // backendStage builds an auth stage with the given backends and returns
 // the Authenticator it installs for a client, the stage, and its log.

@@ -1,7 +1,6 @@
 package limits_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/socks5d/socks5d/builtin/limits"
+	"github.com/socks5d/socks5d/internal/testlog"
 	"github.com/socks5d/socks5d/middleware"
 	"github.com/socks5d/socks5d/middleware/mwtest"
 )
@@ -588,23 +588,8 @@ func TestStats(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer = testlog.Buffer
 
 // TestRefusalLogRateLimited: a burst of refusals gives one WARN line per
 // second per reason, naming the client, not one per refusal.

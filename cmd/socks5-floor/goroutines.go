@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
+
+// serveGoroutines serves ln with a goroutine per connection until ln is
+// closed.
+func serveGoroutines(ln net.Listener, c credentials) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		go serveConn(conn.(*net.TCPConn), c)
+	}
+}
+
+// serveConn runs the handshake with blocking reads, then io.Copy both
+// ways (splice between the two TCP conns).
+func serveConn(client *net.TCPConn, c credentials) {
+	defer client.Close()
+	var buf [512]byte
+	// next reads until parse takes a whole message from buf[:have], and
+	// drops it from the buffer.
+	have := 0
+	next := func(parse func([]byte) (int, error)) error {
+		for {
+			n, err := parse(buf[:have])
+			if err != errMore {
+				have = copy(buf[:], buf[n:have])
+				return err
+			}
+			if have == len(buf) {
+				return errMore
+			}
+			m, rerr := client.Read(buf[have:])
+			if rerr != nil {
+				return rerr
+			}
+			have += m
+		}
+	}
+	if err := next(greeting); err != nil {
+		if err == errNoMethod {
+			_, _ = client.Write([]byte{socksVersion, noMethod})
+		}
+		return
+	}
+	if _, err := client.Write([]byte{socksVersion, methodPass}); err != nil {
+		return
+	}
+	if err := next(func(b []byte) (int, error) { return login(b, c) }); err != nil {
+		if err == errAuth {
+			_, _ = client.Write([]byte{authVersion, 1})
+		}
+		return
+	}
+	if _, err := client.Write([]byte{authVersion, 0}); err != nil {
+		return
+	}
+	var target *net.TCPConn
+	err := next(func(b []byte) (int, error) {
+		n, ap, err := request(b)
+		if err != nil {
+			return n, err
+		}
+		t, derr := net.Dial("tcp", ap.String())
+		if derr != nil {
+			return n, derr
+		}
+		target = t.(*net.TCPConn)
+		return n, nil
+	})
+	switch {
+	case err == errCmd:
+		_, _ = client.Write(reply(replyCmd, zeroAP))
+		return
+	case err == errAtyp:
+		_, _ = client.Write(reply(replyAtyp, zeroAP))
+		return
+	case err != nil && target == nil:
+		var errno syscall.Errno
+		if errors.As(err, &errno) { // the dial's; else the client's read failed
+			_, _ = client.Write(reply(replyFor(errno), zeroAP))
+		}
+		return
+	}
+	defer target.Close()
+	if _, err := client.Write(reply(replyOK, target.LocalAddr().(*net.TCPAddr).AddrPort())); err != nil {
+		return
+	}
+	if have > 0 { // early data after the request
+		if _, err := target.Write(buf[:have]); err != nil {
+			return
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(client, target)
+		_ = client.CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(target, client)
+	_ = target.CloseWrite()
+	<-done
+}

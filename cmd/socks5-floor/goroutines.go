@@ -5,20 +5,25 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 )
 
 // serveGoroutines serves ln with a goroutine per connection until ln is
-// closed.
+// closed. A failed accept (out of descriptors, say) is retried after a
+// pause that doubles up to a second, as net/http's server does.
 func serveGoroutines(ln net.Listener, c credentials) {
+	var pause time.Duration
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
 		go serveConn(conn.(*net.TCPConn), c)
 	}
 }

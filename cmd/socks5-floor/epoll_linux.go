@@ -16,6 +16,7 @@ type epollServer struct {
 	addr  netip.AddrPort
 	loops []*loop
 	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 func listenEpoll(addr string, n int, c credentials) (*epollServer, error) {
@@ -46,11 +47,13 @@ func (s *epollServer) Addr() netip.AddrPort { return s.addr }
 
 // Close stops every loop and closes its connections.
 func (s *epollServer) Close() {
-	one := [8]byte{1}
-	for _, l := range s.loops {
-		_, _ = syscall.Write(l.wake, one[:])
-	}
-	s.wg.Wait()
+	s.once.Do(func() {
+		one := [8]byte{1}
+		for _, l := range s.loops {
+			_, _ = syscall.Write(l.wake, one[:])
+		}
+		s.wg.Wait()
+	})
 }
 
 // Connection states.
@@ -66,7 +69,10 @@ const (
 
 // econn is one socket of a loop.
 type econn struct {
-	fd    int
+	fd int
+	// gen tells this socket's events from those of an earlier one with
+	// the same descriptor, closed earlier in the same batch of events.
+	gen   int32
 	state uint8
 	peer  *econn
 	// in: handshake bytes not parsed yet (a client's, before the relay).
@@ -76,7 +82,9 @@ type econn struct {
 	out []byte
 	// eof: fd has read EOF; shut: fd's writing side is shut down.
 	eof, shut bool
-	// events is fd's epoll interest once registered.
+	// events is fd's epoll interest while registered. A socket that
+	// waits for nothing is taken out of the set, since a hang-up is
+	// reported whatever the interest.
 	events     uint32
 	registered bool
 }
@@ -86,9 +94,18 @@ type loop struct {
 	ep, ln, wake int
 	creds        credentials
 	conns        []*econn // by fd
+	gen          int32    // the last econn.gen given
 	buf          []byte
 	events       []syscall.EpollEvent
+	// acceptPaused: accept ran out of descriptors, and the listener is
+	// out of the set until the next turn, at most acceptPause later.
+	acceptPaused bool
 }
+
+// acceptPause is how long a loop out of descriptors waits before it tries
+// to accept again (ms), instead of spinning on a listener that stays
+// readable.
+const acceptPause = 100
 
 func newLoop(ap netip.AddrPort, c credentials) (*loop, error) {
 	l := &loop{ep: -1, ln: -1, wake: -1, creds: c, buf: make([]byte, 64<<10), events: make([]syscall.EpollEvent, 256)}
@@ -179,12 +196,22 @@ func (l *loop) run() {
 	runtime.LockOSThread()
 	defer l.closeAll()
 	for {
-		n, err := syscall.EpollWait(l.ep, l.events, -1)
+		timeout := -1
+		if l.acceptPaused {
+			timeout = acceptPause
+		}
+		n, err := syscall.EpollWait(l.ep, l.events, timeout)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return
+		}
+		if l.acceptPaused {
+			l.acceptPaused = false
+			if syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.ln, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.ln)}) != nil {
+				return
+			}
 		}
 		for _, ev := range l.events[:n] {
 			switch fd := int(ev.Fd); fd {
@@ -193,7 +220,7 @@ func (l *loop) run() {
 			case l.ln:
 				l.accept()
 			default:
-				if fd < len(l.conns) && l.conns[fd] != nil {
+				if fd < len(l.conns) && l.conns[fd] != nil && l.conns[fd].gen == ev.Pad {
 					l.handle(l.conns[fd], ev.Events)
 				}
 			}
@@ -205,6 +232,13 @@ func (l *loop) run() {
 func (l *loop) accept() {
 	for range 64 {
 		fd, _, err := syscall.Accept4(l.ln, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err == syscall.EMFILE || err == syscall.ENFILE {
+			// The connection stays queued, and the listener readable.
+			if syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.ln, nil) == nil {
+				l.acceptPaused = true
+			}
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -216,33 +250,38 @@ func (l *loop) accept() {
 }
 
 func (l *loop) track(c *econn) {
+	l.gen++
+	c.gen = l.gen
 	if c.fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*econn, c.fd+1-len(l.conns))...)
 	}
 	l.conns[c.fd] = c
 }
 
-// interest sets c's epoll interest to ev, adding c to the set the first
-// time.
+// interest sets c's epoll interest to ev: ADD, MOD, or DEL when ev is 0.
 func (l *loop) interest(c *econn, ev uint32) {
-	if c.state == stClosed || (c.registered && c.events == ev) {
+	if c.state == stClosed || (c.registered && c.events == ev) || (!c.registered && ev == 0) {
 		return
 	}
-	op := syscall.EPOLL_CTL_MOD
-	if !c.registered {
-		op = syscall.EPOLL_CTL_ADD
+	var err error
+	switch {
+	case ev == 0:
+		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	case c.registered:
+		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: ev, Fd: int32(c.fd), Pad: c.gen})
+	default:
+		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, c.fd, &syscall.EpollEvent{Events: ev, Fd: int32(c.fd), Pad: c.gen})
 	}
-	if err := syscall.EpollCtl(l.ep, op, c.fd, &syscall.EpollEvent{Events: ev, Fd: int32(c.fd)}); err != nil {
+	if err != nil {
 		l.closePair(c)
 		return
 	}
-	c.registered, c.events = true, ev
+	c.registered, c.events = ev != 0, ev
 }
 
 const (
 	evIn  = syscall.EPOLLIN
 	evOut = syscall.EPOLLOUT
-	evBad = syscall.EPOLLERR | syscall.EPOLLHUP
 )
 
 func (l *loop) handle(c *econn, ev uint32) {
@@ -252,34 +291,33 @@ func (l *loop) handle(c *econn, ev uint32) {
 	case stConnecting:
 		l.connected(c)
 	case stRelay:
+		if ev&syscall.EPOLLERR != 0 {
+			l.closePair(c)
+			return
+		}
 		if ev&evOut != 0 && len(c.out) > 0 {
 			l.flush(c)
 			if c.state == stClosed {
 				return
 			}
 		}
-		switch {
-		case ev&evIn != 0 && !c.eof && len(c.peer.out) == 0:
+		// A hang-up with no error: the rest, then EOF, is to be read.
+		if ev&(evIn|syscall.EPOLLHUP) != 0 && !c.eof && len(c.peer.out) == 0 {
 			l.relay(c)
-		case ev&evBad != 0:
-			// An error, or a hang-up not of our making: the
-			// connection is dead both ways.
-			l.closePair(c)
-		}
-	default: // stWaiting: the client left while its target connected
-		if ev&evBad != 0 {
-			l.closePair(c)
 		}
 	}
+	// stWaiting: the client is out of the set while its target connects.
 }
 
 // handshake reads what the client sent and answers each whole message.
 func (l *loop) handshake(c *econn) {
-	n, err := syscall.Read(c.fd, l.buf)
+	// At most what the handshake may hold: early data past the request
+	// stays in the socket for the relay.
+	n, err := syscall.Read(c.fd, l.buf[:handshakeMax-len(c.in)])
 	if err == syscall.EAGAIN {
 		return
 	}
-	if n <= 0 || len(c.in)+n > 1024 {
+	if n <= 0 {
 		l.closePair(c)
 		return
 	}
@@ -315,7 +353,7 @@ func (l *loop) handshake(c *econn) {
 				_ = l.say(c, reply(replyAtyp, zeroAP)...)
 			}
 		}
-		if err == errMore {
+		if err == errMore && len(c.in) < handshakeMax {
 			return
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,18 +19,24 @@ import (
 
 var testCreds = credentials{user: "floor", pass: "s3cret"}
 
-// engines starts the floor on each engine this OS has, on loopback.
+// engines starts the floor on each engine this OS has, on loopback, with
+// the test's user.
 func engines(t *testing.T) map[string]string {
+	t.Helper()
+	return enginesFor(t, testCreds)
+}
+
+func enginesFor(t *testing.T, creds credentials) map[string]string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go serveGoroutines(ln, testCreds)
+	go serveGoroutines(ln, creds)
 	t.Cleanup(func() { ln.Close() })
 	addrs := map[string]string{"goroutines": ln.Addr().String()}
 	if runtime.GOOS == "linux" {
-		s, err := listenEpoll("127.0.0.1:0", 2, testCreds)
+		s, err := listenEpoll("127.0.0.1:0", 2, creds)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,4 +211,86 @@ func mustAddrPort(t *testing.T, s string) netip.AddrPort {
 		t.Fatal(err)
 	}
 	return ap
+}
+
+// TestHalfClosedTargetDrains: the client sends its request and
+// half-closes; the target answers 8 MiB and closes; the client reads only
+// after a pause, so the relay holds back with the target's FIN already
+// in. Every byte must arrive before the EOF.
+func TestHalfClosedTargetDrains(t *testing.T) {
+	want := make([]byte, 8<<20)
+	_, _ = rand.Read(want)
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { target.Close() })
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				if _, err := io.Copy(io.Discard, c); err == nil {
+					_, _ = c.Write(want)
+				}
+			}()
+		}
+	}()
+	for name, addr := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c := through(t, addr, target.Addr().String())
+			defer c.Close()
+			if _, err := c.Write([]byte("send")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("got %d bytes before the EOF, want all %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+// TestLongestLoginAndEarlyData: a 255-byte user and password (the longest
+// RFC 1929 allows) log in, and 4000 bytes sent with the request reach
+// the destination.
+func TestLongestLoginAndEarlyData(t *testing.T) {
+	long := credentials{user: strings.Repeat("u", 255), pass: strings.Repeat("p", 255)}
+	echo := mustAddrPort(t, testnet.Echo(t))
+	early := make([]byte, 4000)
+	_, _ = rand.Read(early)
+	msg := []byte{5, 1, 2, 1, 255}
+	msg = append(msg, long.user...)
+	msg = append(msg, 255)
+	msg = append(msg, long.pass...)
+	msg = append(msg, 5, 1, 0, 1)
+	msg = append(msg, echo.Addr().AsSlice()...)
+	msg = append(msg, byte(echo.Port()>>8), byte(echo.Port()))
+	msg = append(msg, early...)
+	for name, addr := range enginesFor(t, long) {
+		t.Run(name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 2+2+10+len(early))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[:4], []byte{5, 2, 1, 0}) || got[5] != replyOK || !bytes.Equal(got[14:], early) {
+				t.Fatalf("got % x...", got[:14])
+			}
+		})
+	}
 }

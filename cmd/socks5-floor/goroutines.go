@@ -32,7 +32,7 @@ func serveGoroutines(ln net.Listener, c credentials) {
 // ways (splice between the two TCP conns).
 func serveConn(client *net.TCPConn, c credentials) {
 	defer client.Close()
-	var buf [512]byte
+	var buf [handshakeMax]byte
 	// next reads until parse takes a whole message from buf[:have], and
 	// drops it from the buffer.
 	have := 0
@@ -109,11 +109,20 @@ func serveConn(client *net.TCPConn, c credentials) {
 	}
 	done := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(client, target)
-		_ = client.CloseWrite()
+		pass(client, target)
 		close(done)
 	}()
-	_, _ = io.Copy(target, client)
-	_ = target.CloseWrite()
+	pass(target, client)
 	<-done
+}
+
+// pass copies src to dst and passes src's EOF on as a half-close; an
+// error ends both conns.
+func pass(dst, src *net.TCPConn) {
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		src.Close()
+		return
+	}
+	_ = dst.CloseWrite()
 }

@@ -37,6 +37,10 @@ var (
 	errAtyp     = errors.New("address type not supported")
 )
 
+// handshakeMax bounds a client's handshake bytes gathered at once: the
+// largest greeting, login (3+255+255) and request, sent together, fit.
+const handshakeMax = 1024
+
 type credentials struct{ user, pass string }
 
 func (c credentials) ok(user, pass []byte) bool {

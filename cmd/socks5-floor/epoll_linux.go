@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // epollServer is the epoll engine: one loop per listening socket, the
@@ -82,9 +83,7 @@ type econn struct {
 	out []byte
 	// eof: fd has read EOF; shut: fd's writing side is shut down.
 	eof, shut bool
-	// events is fd's epoll interest while registered. A socket that
-	// waits for nothing is taken out of the set, since a hang-up is
-	// reported whatever the interest.
+	// events is fd's epoll interest while registered (see interest).
 	events     uint32
 	registered bool
 }
@@ -97,15 +96,14 @@ type loop struct {
 	gen          int32    // the last econn.gen given
 	buf          []byte
 	events       []syscall.EpollEvent
-	// acceptPaused: accept ran out of descriptors, and the listener is
-	// out of the set until the next turn, at most acceptPause later.
-	acceptPaused bool
+	// acceptAt: accept ran out of descriptors, and the listener is out
+	// of the set until then (zero: it is in).
+	acceptAt time.Time
 }
 
 // acceptPause is how long a loop out of descriptors waits before it tries
-// to accept again (ms), instead of spinning on a listener that stays
-// readable.
-const acceptPause = 100
+// to accept again, instead of spinning on a listener that stays readable.
+const acceptPause = 100 * time.Millisecond
 
 func newLoop(ap netip.AddrPort, c credentials) (*loop, error) {
 	l := &loop{ep: -1, ln: -1, wake: -1, creds: c, buf: make([]byte, 64<<10), events: make([]syscall.EpollEvent, 256)}
@@ -197,8 +195,8 @@ func (l *loop) run() {
 	defer l.closeAll()
 	for {
 		timeout := -1
-		if l.acceptPaused {
-			timeout = acceptPause
+		if !l.acceptAt.IsZero() {
+			timeout = int(max(time.Until(l.acceptAt), time.Millisecond) / time.Millisecond)
 		}
 		n, err := syscall.EpollWait(l.ep, l.events, timeout)
 		if err == syscall.EINTR {
@@ -207,10 +205,10 @@ func (l *loop) run() {
 		if err != nil {
 			return
 		}
-		if l.acceptPaused {
-			l.acceptPaused = false
+		if !l.acceptAt.IsZero() && !time.Now().Before(l.acceptAt) {
+			l.acceptAt = time.Time{}
 			if syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.ln, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.ln)}) != nil {
-				return
+				l.acceptAt = time.Now().Add(acceptPause) // try again then
 			}
 		}
 		for _, ev := range l.events[:n] {
@@ -235,7 +233,7 @@ func (l *loop) accept() {
 		if err == syscall.EMFILE || err == syscall.ENFILE {
 			// The connection stays queued, and the listener readable.
 			if syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.ln, nil) == nil {
-				l.acceptPaused = true
+				l.acceptAt = time.Now().Add(acceptPause)
 			}
 			return
 		}
@@ -258,14 +256,19 @@ func (l *loop) track(c *econn) {
 	l.conns[c.fd] = c
 }
 
-// interest sets c's epoll interest to ev: ADD, MOD, or DEL when ev is 0.
+// interest sets c's epoll interest to ev. A socket that waits for
+// nothing stays in the set (a reset is still reported) unless its writing
+// side is shut: then a hang-up, reported whatever the interest, can come
+// while its reading is paused, so it leaves the set until it waits for
+// something again.
 func (l *loop) interest(c *econn, ev uint32) {
-	if c.state == stClosed || (c.registered && c.events == ev) || (!c.registered && ev == 0) {
+	leave := ev == 0 && c.shut
+	if c.state == stClosed || (!c.registered && ev == 0) || (c.registered && c.events == ev && !leave) {
 		return
 	}
 	var err error
 	switch {
-	case ev == 0:
+	case leave:
 		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	case c.registered:
 		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: ev, Fd: int32(c.fd), Pad: c.gen})
@@ -276,7 +279,7 @@ func (l *loop) interest(c *econn, ev uint32) {
 		l.closePair(c)
 		return
 	}
-	c.registered, c.events = ev != 0, ev
+	c.registered, c.events = !leave, ev
 }
 
 const (
@@ -305,8 +308,11 @@ func (l *loop) handle(c *econn, ev uint32) {
 		if ev&(evIn|syscall.EPOLLHUP) != 0 && !c.eof && len(c.peer.out) == 0 {
 			l.relay(c)
 		}
+	case stWaiting: // the client, while its target connects: only a reset
+		if ev&syscall.EPOLLERR != 0 {
+			l.closePair(c)
+		}
 	}
-	// stWaiting: the client is out of the set while its target connects.
 }
 
 // handshake reads what the client sent and answers each whole message.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // epollServer is the epoll engine: one loop per listening socket, the
@@ -354,9 +356,9 @@ func (l *loop) handshake(c *econn) {
 			}
 			switch err {
 			case errCmd:
-				_ = l.say(c, reply(replyCmd, zeroAP)...)
+				_ = l.say(c, reply(middleware.ReplyCommandUnsupported, zeroAP)...)
 			case errAtyp:
-				_ = l.say(c, reply(replyAtyp, zeroAP)...)
+				_ = l.say(c, reply(middleware.ReplyAddressUnsupported, zeroAP)...)
 			}
 		}
 		if err == errMore && len(c.in) < handshakeMax {
@@ -394,8 +396,7 @@ func (l *loop) dial(c *econn, dest netip.AddrPort, early []byte) {
 		}
 	}
 	if err != nil {
-		errno, _ := err.(syscall.Errno)
-		_ = l.say(c, reply(replyFor(errno), zeroAP)...)
+		_ = l.say(c, reply(middleware.ReplyFor(err), zeroAP)...)
 		l.closePair(c)
 		return
 	}
@@ -412,16 +413,16 @@ func (l *loop) dial(c *econn, dest netip.AddrPort, early []byte) {
 // connected answers the client once its target's connect has completed.
 func (l *loop) connected(t *econn) {
 	c := t.peer
-	code := byte(replyOK)
+	code := middleware.ReplySucceeded
 	var bound netip.AddrPort
 	if e, err := syscall.GetsockoptInt(t.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil {
-		code = replyFailure
+		code = middleware.ReplyGeneralFailure
 	} else if e != 0 {
-		code = replyFor(syscall.Errno(e))
+		code = middleware.ReplyFor(syscall.Errno(e))
 	} else if sa, err := syscall.Getsockname(t.fd); err == nil {
 		bound = addrPort(sa)
 	}
-	if err := l.say(c, reply(code, bound)...); err != nil || code != replyOK {
+	if err := l.say(c, reply(code, bound)...); err != nil || code != middleware.ReplySucceeded {
 		l.closePair(c)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/socks5d/socks5d/internal/testnet"
+	"github.com/socks5d/socks5d/middleware"
 )
 
 var testCreds = credentials{user: "floor", pass: "s3cret"}
@@ -120,7 +121,7 @@ func TestHandshakeByteByByte(t *testing.T) {
 			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got[:4], []byte{5, 2, 1, 0}) || got[4] != 5 || got[5] != replyOK || string(got[14:]) != "hi" {
+			if !bytes.Equal(got[:4], []byte{5, 2, 1, 0}) || got[4] != 5 || got[5] != byte(middleware.ReplySucceeded) || string(got[14:]) != "hi" {
 				t.Fatalf("got % x", got)
 			}
 		})
@@ -140,7 +141,7 @@ func TestRefusals(t *testing.T) {
 	}
 	// request is a login and then a request (a new slice each time).
 	request := func(req ...byte) []byte { return slices.Concat(login(testCreds.user, testCreds.pass), req) }
-	answered := func(code byte) []byte { return slices.Concat([]byte{5, 2, 1, 0}, reply(code, zeroAP)) }
+	answered := func(code middleware.Reply) []byte { return slices.Concat([]byte{5, 2, 1, 0}, reply(code, zeroAP)) }
 	cases := []struct {
 		name string
 		send []byte
@@ -149,9 +150,9 @@ func TestRefusals(t *testing.T) {
 		{"wrong password", login(testCreds.user, "nope"), []byte{5, 2, 1, 1}},
 		{"no user/password offered", []byte{5, 1, 0}, []byte{5, noMethod}},
 		{"not SOCKS5", []byte("GET / HTTP/1.1\r\n\r\n"), nil},
-		{"BIND", request(5, 2, 0, 1, 127, 0, 0, 1, 0, 80), answered(replyCmd)},
-		{"domain name", request(5, 1, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0, 80), answered(replyAtyp)},
-		{"connection refused", request(5, 1, 0, 1, 127, 0, 0, 1, byte(closed>>8), byte(closed)), answered(replyRefused)},
+		{"BIND", request(5, 2, 0, 1, 127, 0, 0, 1, 0, 80), answered(middleware.ReplyCommandUnsupported)},
+		{"domain name", request(5, 1, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0, 80), answered(middleware.ReplyAddressUnsupported)},
+		{"connection refused", request(5, 1, 0, 1, 127, 0, 0, 1, byte(closed>>8), byte(closed)), answered(middleware.ReplyConnectionRefused)},
 	}
 	for name, addr := range engines(t) {
 		t.Run(name, func(t *testing.T) {
@@ -288,7 +289,7 @@ func TestLongestLoginAndEarlyData(t *testing.T) {
 			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got[:4], []byte{5, 2, 1, 0}) || got[5] != replyOK || !bytes.Equal(got[14:], early) {
+			if !bytes.Equal(got[:4], []byte{5, 2, 1, 0}) || got[5] != byte(middleware.ReplySucceeded) || !bytes.Equal(got[14:], early) {
 				t.Fatalf("got % x...", got[:14])
 			}
 		})

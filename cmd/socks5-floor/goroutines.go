@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"syscall"
+	"net/netip"
 	"time"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // serveGoroutines serves ln with a goroutine per connection until ln is
@@ -71,35 +73,30 @@ func serveConn(client *net.TCPConn, c credentials) {
 	if _, err := client.Write([]byte{authVersion, 0}); err != nil {
 		return
 	}
-	var target *net.TCPConn
-	err := next(func(b []byte) (int, error) {
-		n, ap, err := request(b)
-		if err != nil {
-			return n, err
-		}
-		t, derr := net.Dial("tcp", ap.String())
-		if derr != nil {
-			return n, derr
-		}
-		target = t.(*net.TCPConn)
-		return n, nil
+	var dest netip.AddrPort
+	err := next(func(b []byte) (n int, err error) {
+		n, dest, err = request(b)
+		return n, err
 	})
-	switch {
-	case err == errCmd:
-		_, _ = client.Write(reply(replyCmd, zeroAP))
+	switch err {
+	case nil:
+	case errCmd:
+		_, _ = client.Write(reply(middleware.ReplyCommandUnsupported, zeroAP))
 		return
-	case err == errAtyp:
-		_, _ = client.Write(reply(replyAtyp, zeroAP))
+	case errAtyp:
+		_, _ = client.Write(reply(middleware.ReplyAddressUnsupported, zeroAP))
 		return
-	case err != nil && target == nil:
-		var errno syscall.Errno
-		if errors.As(err, &errno) { // the dial's; else the client's read failed
-			_, _ = client.Write(reply(replyFor(errno), zeroAP))
-		}
+	default:
 		return
 	}
+	t, err := net.Dial("tcp", dest.String())
+	if err != nil {
+		_, _ = client.Write(reply(middleware.ReplyFor(err), zeroAP))
+		return
+	}
+	target := t.(*net.TCPConn)
 	defer target.Close()
-	if _, err := client.Write(reply(replyOK, target.LocalAddr().(*net.TCPAddr).AddrPort())); err != nil {
+	if _, err := client.Write(reply(middleware.ReplySucceeded, target.LocalAddr().(*net.TCPAddr).AddrPort())); err != nil {
 		return
 	}
 	if have > 0 { // early data after the request

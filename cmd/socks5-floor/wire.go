@@ -5,26 +5,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"syscall"
+
+	"github.com/socks5d/socks5d/middleware"
 )
 
 // The wire format of RFC 1928 and RFC 1929, as far as the floor speaks it.
+// The methods and reply codes, and which reply a failed connect gets
+// (middleware.ReplyFor), are the kit's, as socks5d's are.
 const (
 	socksVersion = 5
 	authVersion  = 1
-	methodPass   = 2
-	noMethod     = 0xff
 	cmdConnect   = 1
 	atypIPv4     = 1
 	atypIPv6     = 4
 
-	replyOK          = 0
-	replyFailure     = 1
-	replyNetUnreach  = 3
-	replyHostUnreach = 4
-	replyRefused     = 5
-	replyCmd         = 7
-	replyAtyp        = 8
+	methodPass = byte(middleware.MethodPassword)
+	noMethod   = byte(middleware.MethodNoAcceptable)
 )
 
 var (
@@ -125,8 +121,8 @@ func request(b []byte) (int, netip.AddrPort, error) {
 }
 
 // reply is a SOCKS5 reply with the bound address (IPv4 zeros if none).
-func reply(code byte, bound netip.AddrPort) []byte {
-	b := []byte{socksVersion, code, 0}
+func reply(code middleware.Reply, bound netip.AddrPort) []byte {
+	b := []byte{socksVersion, byte(code), 0}
 	a := bound.Addr().Unmap()
 	switch {
 	case a.Is6():
@@ -143,16 +139,3 @@ func reply(code byte, bound netip.AddrPort) []byte {
 
 // zeroAP is the bound address of a failure's reply.
 var zeroAP netip.AddrPort
-
-// replyFor is the reply code of a failed connect.
-func replyFor(errno syscall.Errno) byte {
-	switch errno {
-	case syscall.ECONNREFUSED:
-		return replyRefused
-	case syscall.ENETUNREACH:
-		return replyNetUnreach
-	case syscall.EHOSTUNREACH, syscall.ETIMEDOUT:
-		return replyHostUnreach
-	}
-	return replyFailure
-}

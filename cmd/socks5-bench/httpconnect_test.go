@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/socks5d/socks5d/internal/testnet"
 )
 
 // fakeHTTPProxy answers one CONNECT with resp, written in one piece, and
@@ -39,21 +41,10 @@ func fakeHTTPProxy(t *testing.T, resp string) (string, <-chan *http.Request) {
 	return ln.Addr().String(), got
 }
 
-func dialTCP(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c.(*net.TCPConn)
-}
-
 // The tunnel's first bytes, sent with the 200, stay for the caller.
 func TestHTTPConnectLeavesTunnelBytes(t *testing.T) {
 	addr, reqs := fakeHTTPProxy(t, "HTTP/1.1 200 Connection established\r\n\r\ntunnel bytes")
-	c := dialTCP(t, addr)
+	c := testnet.Dial(t, addr)
 	if err := httpConnect(c, "u", "p", netip.MustParseAddrPort("127.0.0.1:4660")); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +60,7 @@ func TestHTTPConnectLeavesTunnelBytes(t *testing.T) {
 
 func TestHTTPConnectRefused(t *testing.T) {
 	addr, _ := fakeHTTPProxy(t, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-	if err := httpConnect(dialTCP(t, addr), "", "", netip.MustParseAddrPort("127.0.0.1:4660")); !errors.Is(err, errHTTP) {
+	if err := httpConnect(testnet.Dial(t, addr), "", "", netip.MustParseAddrPort("127.0.0.1:4660")); !errors.Is(err, errHTTP) {
 		t.Fatalf("err = %v, want errHTTP", err)
 	}
 }

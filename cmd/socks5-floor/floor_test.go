@@ -111,7 +111,7 @@ func TestHandshakeByteByByte(t *testing.T) {
 	msg = append(msg, byte(dest.Port>>8), byte(dest.Port), 'h', 'i')
 	for name, addr := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			c := dialRaw(t, addr)
+			c := testnet.Dial(t, addr)
 			for i := range msg {
 				if _, err := c.Write(msg[i : i+1]); err != nil {
 					t.Fatal(err)
@@ -157,7 +157,7 @@ func TestRefusals(t *testing.T) {
 	for name, addr := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			for _, tc := range cases {
-				c := dialRaw(t, addr)
+				c := testnet.Dial(t, addr)
 				if _, err := c.Write(tc.send); err != nil {
 					t.Fatal(err)
 				}
@@ -180,17 +180,6 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-}
-
-func dialRaw(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
 }
 
 // closedPort is a loopback port nothing listens on.
@@ -281,7 +270,7 @@ func TestLongestLoginAndEarlyData(t *testing.T) {
 	msg = append(msg, early...)
 	for name, addr := range enginesFor(t, long) {
 		t.Run(name, func(t *testing.T) {
-			c := dialRaw(t, addr)
+			c := testnet.Dial(t, addr)
 			if _, err := c.Write(msg); err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Echo starts a TCP echo server on 127.0.0.1 and returns its address.
@@ -44,4 +45,17 @@ func EchoOn(t testing.TB, network, addr string) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// Dial connects to addr over TCP within 5 seconds, gives every read and
+// write on the conn 10 seconds in all, and closes it at the test's end.
+func Dial(t testing.TB, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c.(*net.TCPConn)
 }
